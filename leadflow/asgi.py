@@ -1,0 +1,22 @@
+"""ASGI entry point: HTTP through Django, websockets through Channels with session auth."""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"leadflow.settings.{os.environ.get('DJANGO_ENV', 'dev')}")
+
+from django.core.asgi import get_asgi_application
+
+django_asgi_app = get_asgi_application()
+
+from channels.auth import AuthMiddlewareStack  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+
+from .routing import websocket_urlpatterns  # noqa: E402
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+    }
+)

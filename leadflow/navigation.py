@@ -1,0 +1,35 @@
+"""The main navigation. Each section appears once its app serves the named page, so the menu never links to
+a page that does not exist; later issues add Leads, Inbox, Campaigns and Integrations by adding those URLs."""
+
+from django.urls import NoReverseMatch, reverse
+
+from accounts.constants import Role
+
+SECTIONS = [
+    # (label, url name, least role, icon)
+    ("Dashboard", "dashboard", Role.VIEWER, "home"),
+    ("Leads", "leads:list", Role.VIEWER, "users"),
+    ("Inbox", "messaging:inbox", Role.AGENT, "inbox"),
+    ("Campaigns", "campaigns:list", Role.MANAGER, "megaphone"),
+    ("Integrations", "integrations:list", Role.ADMIN, "plug"),
+    ("Billing", "billing:overview", Role.ADMIN, "card"),
+    ("Settings", "settings:profile", Role.VIEWER, "cog"),
+]
+
+
+def navigation_for(request) -> list[dict]:
+    membership = getattr(request, "membership", None)
+    if membership is None:
+        return []
+    current = request.path
+    items = []
+    for label, url_name, role, icon in SECTIONS:
+        if not membership.has_role(role):
+            continue
+        try:
+            url = reverse(url_name)
+        except NoReverseMatch:
+            continue
+        section_root = url if url_name != "settings:profile" else "/settings/"
+        items.append({"label": label, "url": url, "icon": icon, "active": current.startswith(section_root)})
+    return items
