@@ -1,0 +1,50 @@
+# LeadFlow: `make run` starts the app, `make test` runs every check CI runs.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps
+
+$(VENV)/bin/activate:
+	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet --upgrade pip
+
+venv: $(VENV)/bin/activate
+
+# Reinstall only when the pinned requirements change.
+$(VENV)/.requirements.stamp: requirements.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements.txt
+	@touch $@
+
+$(VENV)/.requirements-dev.stamp: requirements.txt requirements-dev.txt | $(VENV)/bin/activate
+	$(PIP) install --quiet -r requirements-dev.txt
+	@touch $@ $(VENV)/.requirements.stamp
+
+deps: $(VENV)/.requirements.stamp
+dev-deps: $(VENV)/.requirements-dev.stamp
+
+run: deps
+	@bash scripts/run.sh
+
+test: dev-deps
+	@bash scripts/ensure_services.sh
+	$(VENV)/bin/ruff check .
+	DJANGO_SETTINGS_MODULE=leadflow.settings.test $(PY) manage.py makemigrations --check --dry-run
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: dev-deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+fmt: dev-deps
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
+
+migrate: deps
+	$(PY) manage.py migrate
+
+superuser: deps
+	$(PY) manage.py createsuperuser

@@ -1,0 +1,74 @@
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from accounts.models import ApiKey, Invitation, Membership, Organization, User
+from accounts.services import api_key_authenticate
+from billing.models import Plan, PlanPrice, Subscription
+
+
+def run(*args):
+    out, err = StringIO(), StringIO()
+    call_command(*args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+@pytest.mark.django_db
+def test_seed_plans_is_idempotent():
+    run("seed_plans")
+    counts = (Plan.objects.count(), PlanPrice.objects.count())
+    out, _ = run("seed_plans")
+    assert (Plan.objects.count(), PlanPrice.objects.count()) == counts
+    assert counts[0] >= 3
+    assert "0 created" in out
+    growth = Plan.objects.get(code="growth")
+    assert {(p.currency, p.interval) for p in growth.prices.all()} >= {("INR", "monthly"), ("USD", "yearly")}
+
+
+@pytest.mark.django_db
+def test_create_org_creates_owner_and_trial(django_capture_on_commit_callbacks):
+    run("seed_plans")
+    with django_capture_on_commit_callbacks(execute=True):
+        out, _ = run("create_org", "--name", "Blue Sky Solar", "--owner-email", "Owner@Example.com", "--plan", "growth")
+    organization = Organization.objects.get(name="Blue Sky Solar")
+    assert organization.slug in out
+    owner = User.objects.get(email="owner@example.com")
+    assert Membership.objects.unscoped().get(organization=organization, user=owner).role == "owner"
+    assert Subscription.objects.unscoped().get(organization=organization).status == "trialing"
+
+
+@pytest.mark.django_db
+def test_create_org_rejects_unknown_plan():
+    with pytest.raises(CommandError, match="No plan"):
+        run("create_org", "--name", "X", "--owner-email", "x@example.com", "--plan", "nope")
+
+
+@pytest.mark.django_db
+def test_create_api_key_prints_a_working_key_once(organization):
+    out, err = run("create_api_key", "--org", organization.slug, "--name", "Zapier", "--scopes", "read,ingest")
+    raw_key = out.strip().splitlines()[-1]
+    api_key = api_key_authenticate(raw_key)
+    assert api_key.organization == organization
+    assert sorted(api_key.scopes) == ["ingest", "read"]
+    assert raw_key not in ApiKey.objects.unscoped().values_list("key_hash", flat=True)
+    assert "cannot be shown again" in err
+
+
+@pytest.mark.django_db
+def test_create_api_key_rejects_bad_input(organization):
+    with pytest.raises(CommandError, match="No organization"):
+        run("create_api_key", "--org", "missing", "--name", "X")
+    with pytest.raises(CommandError, match="Unknown scope"):
+        run("create_api_key", "--org", organization.slug, "--name", "X", "--scopes", "admin")
+
+
+@pytest.mark.django_db
+def test_seed_demo_is_idempotent(client):
+    run("seed_demo")
+    run("seed_demo")
+    organization = Organization.objects.get(slug="demo-realty")
+    assert Membership.objects.unscoped().filter(organization=organization).count() == 4
+    assert Invitation.objects.unscoped().filter(organization=organization).count() == 1
+    assert client.login(email="demo@leadflow.local", password="leadflow-demo")
+    assert client.get("/dashboard/").status_code == 200
