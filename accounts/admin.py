@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
 
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
+from .services import organization_set_active
 
 
 class MembershipInline(admin.TabularInline):
@@ -40,21 +41,13 @@ class OrganizationAdmin(admin.ModelAdmin):
 
     @admin.action(description="Suspend selected organizations")
     def suspend(self, request, queryset):
-        from .services import audit_record
-
         for organization in queryset.filter(is_active=True):
-            organization.is_active = False
-            organization.save(update_fields=["is_active", "updated_at"])
-            audit_record(organization=organization, action="organization.suspended", target=organization, request=request)
+            organization_set_active(organization=organization, active=False, actor=request.user, request=request)
 
     @admin.action(description="Reactivate selected organizations")
     def reactivate(self, request, queryset):
-        from .services import audit_record
-
         for organization in queryset.filter(is_active=False):
-            organization.is_active = True
-            organization.save(update_fields=["is_active", "updated_at"])
-            audit_record(organization=organization, action="organization.reactivated", target=organization, request=request)
+            organization_set_active(organization=organization, active=True, actor=request.user, request=request)
 
 
 @admin.register(Membership)

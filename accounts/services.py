@@ -135,6 +135,17 @@ def organization_update(*, organization: Organization, actor: User | None, reque
     return organization
 
 
+@transaction.atomic
+def organization_set_active(*, organization: Organization, active: bool, actor: User | None = None, request=None) -> Organization:
+    """Suspend or reactivate a workspace. Suspended, its pages, API keys and sockets are refused; data is kept."""
+    if organization.is_active != active:
+        organization.is_active = active
+        organization.save(update_fields=["is_active", "updated_at"])
+        action = "organization.reactivated" if active else "organization.suspended"
+        audit_record(organization=organization, action=action, actor=actor, target=organization, request=request)
+    return organization
+
+
 def organization_switch(*, user: User, organization: Organization, request=None) -> Membership:
     membership = Membership.objects.unscoped().filter(user=user, organization=organization).first()
     if membership is None:

@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from accounts.constants import ApiKeyScope, Role
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
+from accounts.services import ORGANIZATION_EDITABLE_FIELDS
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -21,23 +22,7 @@ class OrganizationSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Organization
-        fields = [
-            "id",
-            "name",
-            "slug",
-            "country",
-            "timezone",
-            "currency",
-            "default_phone_region",
-            "industry",
-            "company_size",
-            "website",
-            "phone",
-            "address",
-            "tax_id",
-            "role",
-            "created_at",
-        ]
+        fields = ["id", "slug", *ORGANIZATION_EDITABLE_FIELDS, "role", "created_at"]
         read_only_fields = ["id", "slug", "role", "created_at"]
 
     def get_role(self, organization) -> str | None:
