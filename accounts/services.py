@@ -92,6 +92,19 @@ def _unique_slug(name: str) -> str:
     return slug
 
 
+def _save_with_unique_slug(organization: Organization, attempts: int = 5) -> None:
+    """Two workspaces with the same name created at once both pick the same free slug; the loser takes the next."""
+    for attempt in range(attempts):
+        try:
+            with transaction.atomic():
+                organization.save()
+            return
+        except IntegrityError:
+            if attempt == attempts - 1:
+                raise
+            organization.slug = f"{_unique_slug(organization.name)[:50]}-{secrets.token_hex(2)}"
+
+
 @transaction.atomic
 def organization_create(*, owner: User, name: str, plan: Plan | None = None, request=None, **details: Any) -> Organization:
     """A new workspace with ``owner`` as its owner and a trial subscription on ``plan``."""
@@ -103,8 +116,8 @@ def organization_create(*, owner: User, name: str, plan: Plan | None = None, req
     organization = Organization(name=name.strip(), slug=_unique_slug(name), **details)
     if not details.get("default_phone_region") and organization.country:
         organization.default_phone_region = str(organization.country)
-    organization.full_clean()
-    organization.save()
+    organization.full_clean(exclude=["slug"])
+    _save_with_unique_slug(organization)
     with organization_scope(organization):
         Membership.objects.create(organization=organization, user=owner, role=Role.OWNER)
         if plan is not None:

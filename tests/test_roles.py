@@ -344,3 +344,18 @@ def test_membership_in_another_org_is_not_an_actor_here(db):
     assert response.status_code == 404
     agent_a.refresh_from_db()
     assert agent_a.role == Role.AGENT
+
+
+@pytest.mark.django_db
+def test_organization_create_survives_a_slug_taken_meanwhile(monkeypatch):
+    """The slug picked as free can be taken by a concurrent signup before we save: we take another."""
+    from accounts import services
+    from accounts.models import Organization
+
+    from .factories import OrganizationFactory, UserFactory
+
+    OrganizationFactory(slug="twin-co", name="Twin Co")
+    monkeypatch.setattr(services, "_unique_slug", lambda name: "twin-co")
+    organization = services.organization_create(owner=UserFactory(), name="Twin Co")
+    assert organization.slug.startswith("twin-co-")
+    assert Organization.objects.filter(name="Twin Co").count() == 2
