@@ -101,3 +101,30 @@ def test_signup_onboarding_dashboard(live_server, browser_page, settings):
     subscription = Subscription.objects.unscoped().get(organization=membership.organization)
     assert subscription.status == SubscriptionStatus.TRIALING
     assert subscription.plan.code == "growth"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_owner_changes_a_role_in_place_with_htmx(live_server, browser_page):
+    from accounts.constants import Role
+    from tests.conftest import member_of
+    from tests.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+    organization = OrganizationFactory(name="Htmx Realty")
+    owner = UserFactory(email="owner.htmx@example.com")
+    MembershipFactory(organization=organization, user=owner, role=Role.OWNER)
+    agent = member_of(organization, Role.AGENT)
+    page = browser_page
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.fill("input[name=login]", owner.email)
+    page.fill("input[name=password]", "correct horse battery staple")
+    page.click("form button[type=submit]")
+    page.wait_for_url("**/dashboard/")
+    page.goto(f"{live_server.url}/settings/team/")
+    row = page.locator(f"#member-{Membership.objects.unscoped().get(user=agent).pk}")
+    row.locator("select[name=role]").select_option("manager")
+    # htmx swaps the row in place: no page load, a "Saved" mark, and the new role stored.
+    row = page.locator(f"#member-{Membership.objects.unscoped().get(user=agent).pk}")
+    row.locator(".ok").wait_for()
+    assert Membership.objects.unscoped().get(user=agent).role == Role.MANAGER
+    page.screenshot(path=str(SCREENSHOTS / "team-role-changed.png"), full_page=True)
