@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_countries.fields import CountryField
 
 from leadflow.tenancy.models import TenantManager, TenantModel
+from leads.constants import DUPLICATE_WINDOW_DAYS, AssignmentStrategy
 
 from .constants import (
     PHONE_REGION_CHOICES,
@@ -64,6 +65,16 @@ class Organization(models.Model):
     address = models.TextField(blank=True)
     tax_id = models.CharField("GSTIN / VAT id", max_length=32, blank=True)
     is_active = models.BooleanField(default=True)
+    # Leads: how far back a matching email or phone makes a new lead a duplicate, and who gets new leads.
+    duplicate_window_days = models.PositiveSmallIntegerField(
+        default=DUPLICATE_WINDOW_DAYS,
+        help_text="A lead with the same email or phone within this many days is a duplicate",
+    )
+    assignment_strategy = models.CharField(
+        max_length=16,
+        choices=AssignmentStrategy.choices,
+        default=AssignmentStrategy.MANUAL,
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -77,6 +88,11 @@ class Organization(models.Model):
 class Membership(TenantModel):
     user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=16, choices=Role.choices, default=Role.AGENT)
+    # Automatic lead assignment: who takes new leads, how many open leads at most (0 = no limit), and when they
+    # last got one (round robin picks the longest-waiting).
+    receives_leads = models.BooleanField(default=True)
+    lead_capacity = models.PositiveIntegerField(default=0, help_text="Open leads at most; 0 means no limit")
+    last_assigned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -219,4 +235,3 @@ class AuditEvent(models.Model):
         if self.actor_api_key_id:
             return f"API key {self.actor_api_key}"
         return "system"
-

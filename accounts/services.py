@@ -38,6 +38,8 @@ ORGANIZATION_EDITABLE_FIELDS = (
     "phone",
     "address",
     "tax_id",
+    "duplicate_window_days",
+    "assignment_strategy",
 )
 
 

@@ -13,6 +13,16 @@ from django.utils import timezone
 from accounts.constants import Role
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
 from billing.models import Plan, PlanPrice, Subscription
+from leads.models import (
+    AssignmentRule,
+    InboundSubmission,
+    Lead,
+    LeadActivity,
+    LeadImport,
+    LeadNote,
+    PipelineStage,
+    ScoringRule,
+)
 
 
 class TenantFactory(factory.django.DjangoModelFactory):
@@ -125,12 +135,113 @@ class SubscriptionFactory(TenantFactory):
     trial_ends_at = factory.LazyFunction(lambda: timezone.now() + timezone.timedelta(days=14))
 
 
+def _first_stage(organization):
+    from leads.services.stages import stages_ensure_default
+
+    return stages_ensure_default(organization=organization)[0]
+
+
+class PipelineStageFactory(TenantFactory):
+    class Meta:
+        model = PipelineStage
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Stage {n}")
+    position = factory.Sequence(lambda n: 10 + n)
+
+
+class LeadFactory(TenantFactory):
+    class Meta:
+        model = Lead
+
+    organization = factory.SubFactory(OrganizationFactory)
+    stage = factory.LazyAttribute(lambda o: _first_stage(o.organization))
+    source = "api"
+    first_name = factory.Faker("first_name")
+    last_name = factory.Faker("last_name")
+    full_name = factory.LazyAttribute(lambda o: f"{o.first_name} {o.last_name}")
+    email = factory.Sequence(lambda n: f"lead{n}@example.com")
+    phone = factory.Sequence(lambda n: f"+9198{n:08d}")
+    tags = factory.Sequence(lambda n: [f"tag-{n}"])
+
+
+class InboundSubmissionFactory(TenantFactory):
+    class Meta:
+        model = InboundSubmission
+
+    organization = factory.SubFactory(OrganizationFactory)
+    source = "api"
+    raw_body = '{"email": "stored@example.com"}'
+    content_type = "application/json"
+    status = "failed"
+
+
+class LeadActivityFactory(TenantFactory):
+    class Meta:
+        model = LeadActivity
+
+    organization = factory.SubFactory(OrganizationFactory)
+    lead = factory.SubFactory(LeadFactory, organization=factory.SelfAttribute("..organization"))
+    kind = "note"
+    message = "Called, no answer"
+
+
+class LeadNoteFactory(TenantFactory):
+    class Meta:
+        model = LeadNote
+
+    organization = factory.SubFactory(OrganizationFactory)
+    lead = factory.SubFactory(LeadFactory, organization=factory.SelfAttribute("..organization"))
+    body = "Wants a call after 6 pm"
+
+
+class ScoringRuleFactory(TenantFactory):
+    class Meta:
+        model = ScoringRule
+
+    organization = factory.SubFactory(OrganizationFactory)
+    label = "Big budget"
+    field = "custom.budget"
+    operator = "gte"
+    value = "50000"
+    points = 20
+
+
+class AssignmentRuleFactory(TenantFactory):
+    class Meta:
+        model = AssignmentRule
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    source = "facebook"
+
+
+class LeadImportFactory(TenantFactory):
+    class Meta:
+        model = LeadImport
+
+    organization = factory.SubFactory(OrganizationFactory)
+    filename = "leads.csv"
+    content = b"name,email\nAsha,asha@example.com\n"
+    headers = factory.LazyFunction(lambda: ["name", "email"])
+    mapping = factory.LazyFunction(lambda: {"name": "full_name", "email": "email"})
+    total_rows = 1
+
+
 TENANT_FACTORIES = {
     Membership: MembershipFactory,
     Invitation: InvitationFactory,
     ApiKey: ApiKeyFactory,
     AuditEvent: AuditEventFactory,
     Subscription: SubscriptionFactory,
+    PipelineStage: PipelineStageFactory,
+    Lead: LeadFactory,
+    InboundSubmission: InboundSubmissionFactory,
+    LeadActivity: LeadActivityFactory,
+    LeadNote: LeadNoteFactory,
+    ScoringRule: ScoringRuleFactory,
+    AssignmentRule: AssignmentRuleFactory,
+    LeadImport: LeadImportFactory,
 }
 
 

@@ -293,6 +293,12 @@ def _allowed_statuses(route: ApiRoute, action: str, method: str, principal: str,
     return {hidden, 403} if getattr(route.viewset, "extra_permission_classes", ()) else {hidden}
 
 
+def _markers(obj) -> list[str]:
+    """Distinctive values of a row (emails, tags) to look for in reports that list no ids."""
+    markers = [value for name in ("email",) if isinstance(value := getattr(obj, name, None), str) and value]
+    return markers + list(getattr(obj, "tags", None) or [])
+
+
 def _ids(response) -> set:
     data = response.json()
     if isinstance(data, dict) and "results" in data:
@@ -323,7 +329,26 @@ def test_tenancy_walk(route: ApiRoute, principal: str):
     client = _client_for(principal, org_b)
     checked = 0
 
+    if not route.detail and not any(method == "get" for method, _ in route.actions):
+        pytest.skip(f"{route.name} only creates: the caller's own organization is the only one it can write to")
     for method, action in route.actions:
+        if not route.detail and method == "get" and action != "list":
+            # Collection reports (CSV export, tag lists): none of A's values may appear, and B's must.
+            response = client.get(_url(route))
+            checked += 1
+            if _refused(route, action, method, principal):
+                assert response.status_code == 403, (route.name, principal, response.content)
+                continue
+            assert response.status_code == 200, (route.name, principal, response.content)
+            content = b"".join(response.streaming_content) if response.streaming else response.content
+            text = content.decode()
+            assert not any(marker in text for marker in _markers(theirs)), (
+                f"{route.name} as {principal} of B shows A's data"
+            )
+            assert any(marker in text for marker in _markers(ours)), (
+                f"{route.name} shows none of B's own data: the walk proves nothing"
+            )
+            continue
         if not route.detail:
             if method != "get" or action != "list":
                 continue  # creating or custom collection actions: nothing of A's to aim at
@@ -353,7 +378,9 @@ def test_tenancy_walk(route: ApiRoute, principal: str):
             # The same principal reads its own organization's row: the 404 above is about tenancy, not the route.
             own = client.get(_url(route, ours.pk))
             assert own.status_code == 200, (route.name, principal, own.content)
-            assert own.json()["id"] == ours.pk
+            body = own.json() if own["Content-Type"].startswith("application/json") else None
+            if isinstance(body, dict) and "id" in body:  # the object itself (actions may answer lists or CSV)
+                assert body["id"] == ours.pk
 
     assert checked, f"the walk checked nothing on {route.name}"
     assert _snapshot(theirs) == before, f"A's {route.model.__name__} changed through {route.name} as {principal} of B"

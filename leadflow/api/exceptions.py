@@ -52,9 +52,9 @@ def _flatten(detail) -> dict[str, list[str]]:
 def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         field = exc.field or "non_field_errors"
-        api_exc = (exceptions.PermissionDenied if isinstance(exc, PermissionDeniedError) else exceptions.ValidationError)(
-            {field: [exc.message]}
-        )
+        api_exc = (
+            exceptions.PermissionDenied if isinstance(exc, PermissionDeniedError) else exceptions.ValidationError
+        )({field: [exc.message]})
         api_exc.detail = {field: [exc.message]}
         exc = api_exc
     elif isinstance(exc, DjangoValidationError):
@@ -69,7 +69,9 @@ def api_exception_handler(exc, context):
     if response is None:
         return None
     error_type = next((name for cls, name in _TYPES.items() if isinstance(exc, cls)), "error")
-    if isinstance(exc, exceptions.ValidationError) or (isinstance(exc.detail, dict) and error_type == "permission_denied"):
+    if isinstance(exc, exceptions.ValidationError) or (
+        isinstance(exc.detail, dict) and error_type == "permission_denied"
+    ):
         errors = _flatten(exc.detail)
         first = next(iter(errors.values()), ["Invalid input."])[0]
         detail = "Invalid input." if error_type == "validation_error" else first
@@ -77,6 +79,9 @@ def api_exception_handler(exc, context):
         errors = {}
         detail = str(exc.detail)
     response.data = {"type": error_type, "detail": detail, "errors": errors}
+    if getattr(exc, "submission_id", None):
+        # The payload was stored before it failed: the sender can quote this id, operators can replay it.
+        response.data["submission_id"] = exc.submission_id
     if response.status_code == status.HTTP_429_TOO_MANY_REQUESTS and getattr(exc, "wait", None):
         response.data["retry_after"] = int(exc.wait)
     return response

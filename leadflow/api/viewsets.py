@@ -38,7 +38,10 @@ class OrganizationScopedMixin:
     # The sealed methods ---------------------------------------------------------------------------------------
 
     def get_permissions(self):
-        return [OrganizationPermission(), *[permission() for permission in getattr(self, "extra_permission_classes", ())]]
+        return [
+            OrganizationPermission(),
+            *[permission() for permission in getattr(self, "extra_permission_classes", ())],
+        ]
 
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
@@ -55,7 +58,9 @@ class OrganizationScopedMixin:
     def get_queryset(self):
         manager = self.queryset
         if not isinstance(manager, TenantManager):
-            raise TypeError(f"{type(self).__name__}.queryset must be a tenant model's scoped manager, e.g. Lead.objects")
+            raise TypeError(
+                f"{type(self).__name__}.queryset must be a tenant model's scoped manager, e.g. Lead.objects"
+            )
         return self.safely_get_queryset(manager.all())
 
     # The hooks ------------------------------------------------------------------------------------------------
@@ -86,4 +91,3 @@ class OrganizationModelViewSet(
 ):
     def perform_create(self, serializer):
         serializer.save(organization=self.request.organization)
-

@@ -6,6 +6,7 @@ Every variable is listed with a one-line comment in `.env.example`.
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 
@@ -30,6 +31,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django.contrib.humanize",
     "django.contrib.sites",
+    "django.contrib.postgres",
     # third party
     "allauth",
     "allauth.account",
@@ -113,7 +115,9 @@ else:
 # Celery ---------------------------------------------------------------------
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL or "memory://")
 CELERY_RESULT_BACKEND = None
-CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", default=not (REDIS_URL or env("CELERY_BROKER_URL", default="")))
+CELERY_TASK_ALWAYS_EAGER = env.bool(
+    "CELERY_TASK_ALWAYS_EAGER", default=not (REDIS_URL or env("CELERY_BROKER_URL", default=""))
+)
 CELERY_TASK_EAGER_PROPAGATES = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -129,7 +133,16 @@ CELERY_BEAT_SCHEDULE = {
         "task": "accounts.tasks.purge_expired_invitations",
         "schedule": 60 * 60 * 6,
     },
+    "leads-sweep-outbox": {"task": "leads.tasks.sweep_outbox", "schedule": 60},
+    "leads-retry-stuck-submissions": {"task": "leads.tasks.retry_stuck_submissions", "schedule": 60 * 5},
+    "leads-drain-assignment-queues": {"task": "leads.tasks.drain_all_assignment_queues", "schedule": 60 * 5},
+    "leads-rescore-nightly": {
+        "task": "leads.tasks.rescore_recent_leads",
+        "schedule": crontab(hour=2, minute=30),
+    },
 }
+# The scorer leads use; an AI scorer can replace it (see leads.scoring).
+LEADFLOW_LEAD_SCORER = env("LEADFLOW_LEAD_SCORER", default="leads.scoring.RuleScorer")
 
 # Auth -----------------------------------------------------------------------
 AUTH_USER_MODEL = "accounts.User"
@@ -219,6 +232,10 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 SPECTACULAR_SETTINGS = {
+    "ENUM_NAME_OVERRIDES": {
+        "StageKindEnum": "leads.constants.StageKind",
+        "ActivityKindEnum": "leads.constants.ActivityKind",
+    },
     "TITLE": "LeadFlow API",
     "DESCRIPTION": (
         "Capture, clean, route and work leads. Authenticate with an organization API key "

@@ -1,0 +1,270 @@
+"""The one intake pipeline every source goes through.
+
+1. ``submission_store`` writes the raw payload (committed on its own, before anything can fail);
+2. ``submission_process`` maps, normalizes and validates it, deduplicates under advisory locks, creates the lead,
+   its first activity and a ``lead.created`` outbox event in one transaction, and records the outcome on the
+   submission. A submission that failed or was rejected can be processed again (``manage.py reprocess_submissions``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+from urllib.parse import parse_qsl
+
+from django.db import IntegrityError, connection, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from leadflow.tenancy.context import organization_scope
+
+from ..constants import ActivityKind, LeadSource, SubmissionStatus
+from ..models import InboundSubmission, Lead
+from ..services.activity import activity_record
+from ..services.outbox import outbox_publish
+from ..services.stages import stage_for_new_lead
+from .custom_fields import custom_field_schema
+from .mapping import clean_lead_fields, map_payload
+from .normalize import NormalizationError
+
+logger = logging.getLogger(__name__)
+
+# Headers never stored with a submission: credentials and cookies.
+SECRET_HEADERS = frozenset({"authorization", "cookie", "x-api-key", "proxy-authorization", "x-csrftoken"})
+FINAL_STATUSES = (SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE, SubmissionStatus.REJECTED)
+
+
+@dataclass
+class IntakeOutcome:
+    submission: InboundSubmission
+    status: str
+    lead: Lead | None = None
+    # For a duplicate: the original lead it matched.
+    original: Lead | None = None
+    errors: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def is_new(self) -> bool:
+        return self.status == SubmissionStatus.ACCEPTED
+
+
+def safe_headers(headers) -> dict[str, str]:
+    return {k: str(v)[:1000] for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+
+
+def submission_store(
+    *,
+    organization,
+    source: str,
+    raw_body: str | bytes,
+    content_type: str = "application/json",
+    headers=None,
+    context: dict[str, Any] | None = None,
+    remote_ip: str | None = None,
+    idempotency_key: str = "",
+) -> tuple[InboundSubmission, bool]:
+    """Store the payload as received. With an ``idempotency_key`` already used, returns that submission and False."""
+    if isinstance(raw_body, bytes):
+        raw_body = raw_body.decode("utf-8", errors="replace")
+    raw_body = raw_body.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+    submission = InboundSubmission(
+        organization=organization,
+        source=source,
+        raw_body=raw_body,
+        content_type=(content_type or "")[:120],
+        headers=safe_headers(headers or {}),
+        context=context or {},
+        remote_ip=remote_ip,
+        idempotency_key=idempotency_key[:255],
+        body_sha256=hashlib.sha256(raw_body.encode()).hexdigest(),
+    )
+    if not idempotency_key:
+        submission.save()
+        return submission, True
+    try:
+        with transaction.atomic():
+            submission.save()
+        return submission, True
+    except IntegrityError:
+        existing = InboundSubmission.objects.unscoped().get(
+            organization=organization, idempotency_key=idempotency_key[:255]
+        )
+        return existing, False
+
+
+def parse_body(submission: InboundSubmission) -> Any:
+    content_type = submission.content_type.split(";")[0].strip().lower()
+    if content_type == "application/x-www-form-urlencoded":
+        return dict(parse_qsl(submission.raw_body, keep_blank_values=True))
+    try:
+        return json.loads(submission.raw_body)
+    except ValueError as error:
+        raise NormalizationError(f"The body is not valid JSON: {error}.") from None
+
+
+def submission_process(
+    submission: InboundSubmission, *, payload: Any = None, actor=None, tags: list[str] | None = None
+) -> IntakeOutcome:
+    """Turn a stored submission into a lead (or a duplicate, or field errors). Never raises for bad input."""
+    organization = submission.organization
+    with organization_scope(organization):
+        try:
+            if payload is None:
+                payload = parse_body(submission)
+            shaped = map_payload(submission.source, payload, submission.context)
+            schema = custom_field_schema(
+                organization=organization, source=submission.source, context=submission.context
+            )
+            fields, errors = clean_lead_fields(
+                shaped, organization=organization, source=submission.source, schema=schema
+            )
+        except NormalizationError as error:
+            fields, errors = {}, {"non_field_errors": [str(error)]}
+        if errors:
+            _finish(submission, SubmissionStatus.REJECTED, error={"errors": errors})
+            return IntakeOutcome(submission, SubmissionStatus.REJECTED, errors=errors)
+        if tags:
+            fields["tags"] = list(dict.fromkeys([*fields.get("tags", []), *tags]))
+        try:
+            return _create_or_match(submission, fields, actor)
+        except Exception as error:
+            logger.exception("submission %s failed", submission.pk)
+            _finish(submission, SubmissionStatus.FAILED, error={"detail": f"{type(error).__name__}: {error}"[:2000]})
+            return IntakeOutcome(
+                submission,
+                SubmissionStatus.FAILED,
+                errors={"non_field_errors": ["The lead was stored and will be processed again."]},
+            )
+
+
+def lead_intake(
+    *, organization, source: str, payload: dict[str, Any], actor=None, context=None, tags=None, **store
+) -> IntakeOutcome:
+    """Store and process in one call, for sources that already hold the payload as a dict (forms, CSV rows)."""
+    raw = json.dumps(payload, default=str, ensure_ascii=False)
+    submission, _ = submission_store(organization=organization, source=source, raw_body=raw, context=context, **store)
+    return submission_process(submission, payload=payload, actor=actor, tags=tags)
+
+
+def _lock_key(*parts: Any) -> int:
+    digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big", signed=True)
+
+
+def _create_or_match(submission: InboundSubmission, fields: dict[str, Any], actor) -> IntakeOutcome:
+    organization = submission.organization
+    source = submission.source
+    email, phone, external_id = fields.get("email"), fields.get("phone"), fields.get("external_id")
+    keys = sorted(
+        {
+            _lock_key(organization.pk, kind, value)
+            for kind, value in (("email", email), ("phone", phone), (f"ext:{source}", external_id))
+            if value
+        }
+    )
+    with transaction.atomic():
+        # Identical submissions arriving at once serialize here, so the second sees the first's lead.
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
+        redelivered, original = _find_match(organization, source, fields, received_at=submission.received_at)
+        if redelivered is not None:
+            original = redelivered.duplicate_of or redelivered
+            _finish(submission, SubmissionStatus.DUPLICATE, lead=redelivered)
+            return IntakeOutcome(submission, SubmissionStatus.DUPLICATE, lead=redelivered, original=original)
+
+        lead = Lead(
+            organization=organization,
+            source=source,
+            stage=stage_for_new_lead(organization=organization),
+            received_at=submission.received_at,
+            duplicate_of=original,
+            **fields,
+        )
+        lead.save()
+        label = LeadSource(source).label
+        if original is not None:
+            Lead.objects.filter(pk=original.pk).update(duplicate_count=F("duplicate_count") + 1)
+            activity_record(
+                lead=lead,
+                kind=ActivityKind.DUPLICATE,
+                actor=actor,
+                message=f"Duplicate of {original.display_name} received from {label}",
+                data={"original_id": original.pk, "submission_id": submission.pk},
+            )
+            status = SubmissionStatus.DUPLICATE
+            outbox_publish(
+                organization=organization,
+                topic="lead.duplicate",
+                payload={"lead_id": lead.pk, "original_id": original.pk},
+            )
+        else:
+            activity_record(
+                lead=lead,
+                kind=ActivityKind.CREATED,
+                actor=actor,
+                message=f"Received from {label}",
+                data={"submission_id": submission.pk},
+            )
+            status = SubmissionStatus.ACCEPTED
+            outbox_publish(organization=organization, topic="lead.created", payload={"lead_id": lead.pk})
+        _finish(submission, status, lead=lead)
+    return IntakeOutcome(submission, status, lead=lead, original=original)
+
+
+def _find_match(organization, source: str, fields: dict[str, Any], *, received_at) -> tuple[Lead | None, Lead | None]:
+    """(the lead this exact submission already made, the original lead it duplicates) — at most one is set."""
+    email, phone, external_id = fields.get("email"), fields.get("phone"), fields.get("external_id")
+    window_start = received_at - timedelta(days=organization.duplicate_window_days)
+    contact = Q()
+    if email:
+        contact |= Q(email=email)
+    if phone:
+        contact |= Q(phone=phone)
+    condition = Q()
+    if contact:
+        condition |= contact & Q(duplicate_of__isnull=True, received_at__gte=window_start)
+    if external_id:
+        condition |= Q(source=source, external_id=external_id)
+    candidates = list(Lead.objects.filter(condition).order_by("received_at", "id")[:10])
+    for lead in candidates:
+        if external_id and lead.source == source and lead.external_id == external_id:
+            return lead, None
+    return None, candidates[0] if candidates else None
+
+
+def _finish(submission: InboundSubmission, status: str, *, lead: Lead | None = None, error: dict | None = None) -> None:
+    now = timezone.now()
+    InboundSubmission.objects.unscoped().filter(pk=submission.pk).update(
+        status=status, lead=lead, error=error, processed_at=now, attempts=F("attempts") + 1
+    )
+    submission.status, submission.lead, submission.error, submission.processed_at = status, lead, error, now
+    submission.attempts += 1
+
+
+def submissions_reprocess(
+    *, status: str | None = SubmissionStatus.FAILED, since=None, until=None, organization=None, limit: int | None = None
+):
+    """Process stored submissions again; yields each outcome. Accepted and duplicate ones are never reprocessed."""
+    statuses = [status] if status else [SubmissionStatus.RECEIVED, SubmissionStatus.FAILED, SubmissionStatus.REJECTED]
+    if any(s in (SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE) for s in statuses):
+        raise ValueError("accepted and duplicate submissions already made their lead")
+    queryset = (
+        InboundSubmission.objects.unscoped()
+        .filter(status__in=statuses)
+        .select_related("organization")
+        .order_by("received_at", "id")
+    )
+    if since is not None:
+        queryset = queryset.filter(received_at__gte=since)
+    if until is not None:
+        queryset = queryset.filter(received_at__lt=until)
+    if organization is not None:
+        queryset = queryset.filter(organization=organization)
+    if limit:
+        queryset = queryset[:limit]
+    for submission in queryset.iterator(chunk_size=200):
+        yield submission_process(submission)

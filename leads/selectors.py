@@ -1,0 +1,97 @@
+"""Reading leads: who sees which, search, the unassigned queue, and dashboard figures."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from statistics import median
+from zoneinfo import ZoneInfo
+
+from django.contrib.postgres.search import SearchQuery
+from django.db.models import Count, F, Q, QuerySet
+from django.utils import timezone
+
+from accounts.constants import Role
+
+from .constants import LeadSource
+from .models import Lead, LeadActivity, PipelineStage
+
+_DIGITS = re.compile(r"\D")
+
+
+def leads_visible_to(membership) -> QuerySet[Lead]:
+    """Agents see the leads assigned to them; managers and above (and API keys, ``membership=None``) see all."""
+    queryset = Lead.objects.all()
+    if membership is not None and not membership.has_role(Role.MANAGER):
+        queryset = queryset.filter(owner_id=membership.user_id)
+    return queryset
+
+
+def lead_search(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
+    """Word search (names, company, email, phone, city) or, from three characters, a trigram substring match."""
+    text = " ".join(text.split())[:100]
+    if not text:
+        return queryset
+    condition = Q(search_vector=SearchQuery(text, config="simple", search_type="websearch"))
+    needle = text.lower()
+    digits = _DIGITS.sub("", text)
+    if len(digits) >= 5 and len(digits) >= len(needle.replace(" ", "")) - 3:
+        needle = digits  # a phone number typed with spaces or dashes
+    if len(needle) >= 3:
+        condition |= Q(search_text__contains=needle)
+    return queryset.filter(condition)
+
+
+def lead_timeline(lead: Lead) -> QuerySet[LeadActivity]:
+    return LeadActivity.objects.filter(lead=lead).select_related("actor").order_by("-created_at", "-id")
+
+
+def pipeline_stages() -> list[PipelineStage]:
+    return list(PipelineStage.objects.order_by("position", "id"))
+
+
+def all_tags(queryset: QuerySet[Lead] | None = None, *, limit: int = 200) -> list[str]:
+    from django.db.models import Func
+
+    queryset = queryset if queryset is not None else Lead.objects.all()
+    rows = (
+        queryset.annotate(tag=Func(F("tags"), function="unnest"))
+        .values("tag")
+        .annotate(n=Count("id"))
+        .order_by("-n", "tag")[:limit]
+    )
+    return [row["tag"] for row in rows]
+
+
+def dashboard_figures(organization, queryset: QuerySet[Lead]) -> dict:
+    """Leads today and this week (organization time), by source over 30 days, and median speed to lead."""
+    zone = ZoneInfo(organization.timezone)
+    now = timezone.now()
+    local = timezone.localtime(now, zone)
+    today = local.replace(hour=0, minute=0, second=0, microsecond=0)
+    week = today - timedelta(days=today.weekday())
+    month_ago = now - timedelta(days=30)
+    originals = queryset.filter(duplicate_of__isnull=True)
+    counts = originals.aggregate(
+        today=Count("id", filter=Q(received_at__gte=today)),
+        week=Count("id", filter=Q(received_at__gte=week)),
+        month=Count("id", filter=Q(received_at__gte=month_ago)),
+        unassigned=Count("id", filter=Q(owner__isnull=True, stage__kind="open")),
+    )
+    labels = dict(LeadSource.choices)
+    by_source = [
+        {"source": row["source"], "label": labels.get(row["source"], row["source"]), "count": row["n"]}
+        for row in originals.filter(received_at__gte=month_ago).values("source").annotate(n=Count("id")).order_by("-n")
+    ]
+    delays = [
+        (contacted - received).total_seconds()
+        for received, contacted in originals.filter(received_at__gte=month_ago, first_contacted_at__isnull=False)
+        .order_by("-received_at")
+        .values_list("received_at", "first_contacted_at")[:2000]
+    ]
+    return {
+        **counts,
+        "by_source": by_source,
+        "median_speed_to_lead_seconds": round(median(delays)) if delays else None,
+        "contacted_sample": len(delays),
+    }

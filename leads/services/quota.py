@@ -1,0 +1,86 @@
+"""The plan's monthly lead quota: counted per month in the organization's time zone. Over quota a lead is still
+stored and worked — it is flagged, and the owners are alerted once a month."""
+
+from __future__ import annotations
+
+from zoneinfo import ZoneInfo
+
+from django.db import connection
+from django.utils import timezone
+
+from accounts.constants import Role
+from accounts.models import Membership
+from billing.models import Subscription
+from leadflow.realtime import publish
+
+from ..constants import ActivityKind
+from ..models import Lead, MonthlyLeadUsage
+from .activity import activity_record
+
+
+def month_start(organization, at=None):
+    local = timezone.localtime(at or timezone.now(), ZoneInfo(organization.timezone))
+    return local.date().replace(day=1)
+
+
+def monthly_quota(organization) -> int:
+    """Leads per month the plan allows; 0 means unlimited (or no plan yet)."""
+    subscription = Subscription.objects.filter(organization=organization).select_related("plan").first()
+    return subscription.plan.monthly_lead_quota if subscription else 0
+
+
+def quota_count_lead(lead: Lead) -> int:
+    """Count an accepted lead against this month's quota; flags it and alerts the owners when over."""
+    organization = lead.organization
+    month = month_start(organization, lead.received_at)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            # One statement, no read-modify-write race between concurrent workers.
+            """
+            INSERT INTO leads_monthlyleadusage (organization_id, month, lead_count)
+            VALUES (%s, %s, 1)
+            ON CONFLICT (organization_id, month) DO UPDATE SET lead_count = leads_monthlyleadusage.lead_count + 1
+            RETURNING lead_count
+            """,
+            [organization.pk, month],
+        )
+        count = cursor.fetchone()[0]
+    quota = monthly_quota(organization)
+    if quota and count > quota:
+        Lead.objects.filter(pk=lead.pk).update(over_quota=True)
+        lead.over_quota = True
+        activity_record(
+            lead=lead,
+            kind=ActivityKind.QUOTA,
+            message=f"Lead {count} of a {quota}-lead monthly plan: stored and flagged",
+        )
+        alerted = MonthlyLeadUsage.objects.filter(
+            organization=organization, month=month, over_quota_alerted_at__isnull=True
+        ).update(over_quota_alerted_at=timezone.now())
+        if alerted:
+            _alert_owners(organization, quota=quota, month=month)
+    return count
+
+
+def _alert_owners(organization, *, quota: int, month) -> None:
+    from ..tasks import send_quota_alert
+
+    publish(organization, "quota.exceeded", {"quota": quota, "month": month.isoformat()})
+    owners = list(Membership.objects.filter(role__in=[Role.OWNER, Role.ADMIN]).values_list("user_id", flat=True))
+    from django.db import transaction
+
+    transaction.on_commit(lambda: send_quota_alert.delay(organization.pk, owners, quota, month.isoformat()))
+
+
+def usage_this_month(organization) -> dict:
+    month = month_start(organization)
+    usage = MonthlyLeadUsage.objects.filter(month=month).first()
+    count = usage.lead_count if usage else 0
+    quota = monthly_quota(organization)
+    return {
+        "month": month,
+        "count": count,
+        "quota": quota,
+        "percent": min(100, round(100 * count / quota)) if quota else 0,
+        "over": bool(quota and count > quota),
+    }

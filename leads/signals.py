@@ -1,0 +1,18 @@
+"""New organizations get the default pipeline; other apps hear about merges through ``leads_merged``."""
+
+from django.db.models.signals import post_save
+from django.dispatch import Signal, receiver
+
+from accounts.models import Organization
+
+# Sent after duplicates were merged into ``primary``: ``merged_ids`` are the leads that no longer exist. Apps with
+# rows pointing at leads (messages, deliveries) re-point them in their receiver.
+leads_merged = Signal()
+
+
+@receiver(post_save, sender=Organization)
+def create_default_pipeline(sender, instance, created, raw=False, **kwargs):
+    if created and not raw:
+        from .services.stages import stages_ensure_default
+
+        stages_ensure_default(organization=instance)
