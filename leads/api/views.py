@@ -7,7 +7,7 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
-from rest_framework.exceptions import ValidationError
+from rest_framework.exceptions import ParseError, ValidationError
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -255,10 +255,13 @@ def _ingest(request, *, source: str, actor=None) -> IntakeOutcome:
     )
     if not created:
         return _replayed(submission, request.body)
-    payload = request.data if isinstance(request.data, dict) else None
-    if payload is not None and hasattr(request.data, "dict"):
-        payload = request.data.dict()
-    return submission_process(submission, payload=payload if payload is not None else request.data, actor=actor)
+    try:
+        data = request.data
+    except ParseError:
+        data = None  # the pipeline parses the stored body again and rejects it with the reason
+    if hasattr(data, "dict"):
+        data = data.dict()
+    return submission_process(submission, payload=data, actor=actor)
 
 
 class IdempotencyConflict(ValidationError):

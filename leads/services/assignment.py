@@ -8,6 +8,7 @@ few minutes from beat.
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 
 from django.db import connection, transaction
 from django.db.models import Count, Q
@@ -62,7 +63,7 @@ def pick_agent(
     eligible = [m for m in candidates if not m.lead_capacity or loads.get(m.user_id, 0) < m.lead_capacity]
     if not eligible:
         return None
-    never = timezone.datetime.min.replace(tzinfo=timezone.UTC)
+    never = datetime.min.replace(tzinfo=UTC)
     if strategy == AssignmentStrategy.LEAST_LOADED:
         return min(eligible, key=lambda m: (loads.get(m.user_id, 0), m.last_assigned_at or never, m.pk))
     return min(eligible, key=lambda m: (m.last_assigned_at or never, m.pk))
