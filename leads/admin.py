@@ -35,7 +35,19 @@ class ActivityInline(admin.TabularInline):
 
 @admin.register(Lead)
 class LeadAdmin(admin.ModelAdmin):
-    list_display = ["id", "display_name", "email", "phone", "source", "stage", "owner", "score", "grade", "organization", "received_at"]
+    list_display = [
+        "id",
+        "display_name",
+        "email",
+        "phone",
+        "source",
+        "stage",
+        "owner",
+        "score",
+        "grade",
+        "organization",
+        "received_at",
+    ]
     list_filter = ["source", "grade", "over_quota", "received_at"]
     search_fields = ["email", "phone", "full_name", "company", "external_id"]
     raw_id_fields = ["organization", "owner", "duplicate_of", "stage"]
@@ -60,10 +72,14 @@ class InboundSubmissionAdmin(admin.ModelAdmin):
     @admin.action(description="Process the selected submissions again")
     def replay(self, request, queryset):
         done = 0
-        for submission in queryset.exclude(status__in=[SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE]).select_related("organization"):
+        for submission in queryset.exclude(
+            status__in=[SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE]
+        ).select_related("organization"):
             submission_process(submission)
             done += 1
-        self.message_user(request, f"Reprocessed {done} submission(s); accepted and duplicate ones were skipped.", messages.SUCCESS)
+        self.message_user(
+            request, f"Reprocessed {done} submission(s); accepted and duplicate ones were skipped.", messages.SUCCESS
+        )
 
 
 @admin.register(OutboxEvent)
@@ -88,10 +104,37 @@ class PipelineStageAdmin(admin.ModelAdmin):
 
 @admin.register(LeadImport)
 class LeadImportAdmin(admin.ModelAdmin):
-    list_display = ["id", "organization", "filename", "status", "total_rows", "created_count", "duplicate_count", "error_count", "created_at"]
+    list_display = [
+        "id",
+        "organization",
+        "filename",
+        "status",
+        "total_rows",
+        "created_count",
+        "duplicate_count",
+        "error_count",
+        "created_at",
+    ]
     list_filter = ["status"]
     exclude = ["content"]
-    readonly_fields = ["organization", "created_by", "filename", "headers", "mapping", "tags", "status", "total_rows", "processed_rows", "created_count", "duplicate_count", "error_count", "errors", "failure", "started_at", "finished_at"]
+    readonly_fields = [
+        "organization",
+        "created_by",
+        "filename",
+        "headers",
+        "mapping",
+        "tags",
+        "status",
+        "total_rows",
+        "processed_rows",
+        "created_count",
+        "duplicate_count",
+        "error_count",
+        "errors",
+        "failure",
+        "started_at",
+        "finished_at",
+    ]
 
 
 @admin.register(MonthlyLeadUsage)

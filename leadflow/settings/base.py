@@ -91,8 +91,8 @@ TEMPLATES = [
 ]
 
 # Databases ------------------------------------------------------------------
-# With no DATABASE_URL LeadFlow runs on an embedded SQLite file, so `make run` works with no configuration.
-DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")}
+# PostgreSQL only: leads rely on its full-text search, trigram indexes, arrays and advisory locks.
+DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/leadflow")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -238,13 +238,24 @@ def clean_lead_fields(
         errors["custom"] = ["Send custom fields as an object of name → value."]
     else:
         fields["custom"] = {
-            clean_text(k, max_length=100): v for k, v in custom.items() if clean_text(k, max_length=100)
+            clean_text(k, max_length=100): json_safe(v) for k, v in custom.items() if clean_text(k, max_length=100)
         }
         for path, message in validate_custom_fields(fields["custom"], schema):
             errors.setdefault(f"custom.{path}" if path else "custom", []).append(message)
     for prefix_name in [name for name in errors if name.startswith("utm_") and name[4:] in UTM_FIELDS]:
         errors[f"utm.{prefix_name[4:]}"] = errors.pop(prefix_name)
     return fields, errors
+
+
+def json_safe(value: Any) -> Any:
+    """The value with NUL characters removed from every string: PostgreSQL's jsonb cannot hold them."""
+    if isinstance(value, str):
+        return value.replace("\x00", "")
+    if isinstance(value, list):
+        return [json_safe(item) for item in value]
+    if isinstance(value, dict):
+        return {json_safe(str(k)): json_safe(v) for k, v in value.items()}
+    return value
 
 
 def clean_tags(value: Any) -> list[str]:
@@ -267,9 +278,10 @@ def clean_tags(value: Any) -> list[str]:
 def _url(value: Any) -> str:
     text = clean_text(value, max_length=1000)
     if text:
-        URLValidator(schemes=["http", "https"], message=f"“{text[:80]}” is not a web address (http:// or https://).")(
-            text
-        )
+        try:
+            URLValidator(schemes=["http", "https"])(text)
+        except ValidationError:
+            raise NormalizationError(f"“{text[:80]}” is not a web address (http:// or https://).") from None
     return text
 
 

@@ -10,13 +10,13 @@ from django.utils import timezone
 
 from accounts.constants import Role
 from accounts.models import Membership
+from leadflow.tenancy.context import organization_scope
 from leads.constants import StageKind
 from leads.intake.pipeline import lead_intake
 from leads.models import AssignmentRule, Lead, PipelineStage, ScoringRule
 from leads.scoring import RuleScorer, rule_matches
 from leads.services.assignment import assignment_drain_queue
 from leads.services.leads import lead_change_stage
-from leadflow.tenancy.context import organization_scope
 from tests.conftest import member_of
 from tests.factories import LeadFactory, ScoringRuleFactory
 
@@ -38,7 +38,9 @@ def arrive(django_capture_on_commit_callbacks):
     def arrive(organization, n, **payload):
         with django_capture_on_commit_callbacks(execute=True):
             outcome = lead_intake(
-                organization=organization, source=payload.pop("source", "api"), payload={"email": f"arrival{n}@example.org", **payload}
+                organization=organization,
+                source=payload.pop("source", "api"),
+                payload={"email": f"arrival{n}@example.org", **payload},
             )
         return Lead.objects.unscoped().get(pk=outcome.lead.pk)
 
@@ -71,7 +73,9 @@ def test_rules_route_by_source_and_state(organization, team, arrive, django_capt
     assert arrive(organization, 3, source="facebook", state="MH").owner_id == team[2].pk
 
 
-def test_full_agents_leave_leads_queued_until_capacity_frees(organization, team, arrive, django_capture_on_commit_callbacks):
+def test_full_agents_leave_leads_queued_until_capacity_frees(
+    organization, team, arrive, django_capture_on_commit_callbacks
+):
     Membership.objects.unscoped().filter(user__in=team).update(lead_capacity=1)
     leads = []
     for n in range(5):
@@ -97,15 +101,34 @@ def test_manual_strategy_leaves_everything_in_the_queue(organization, arrive):
 
 def test_scores_are_explained(organization):
     lead = LeadFactory.build(
-        organization=organization, source="form", email="a@example.com", phone="+919876543210", company="Acme", city="Pune",
-        custom={"budget": "75,000"}, received_at=timezone.now(), consent_given=True,
+        organization=organization,
+        source="form",
+        email="a@example.com",
+        phone="+919876543210",
+        company="Acme",
+        city="Pune",
+        custom={"budget": "75,000"},
+        received_at=timezone.now(),
+        consent_given=True,
     )
-    rules = [ScoringRuleFactory.build(label="Budget ≥ 50k", field="custom.budget", operator="gte", value="50000", points=20)]
+    rules = [
+        ScoringRuleFactory.build(label="Budget ≥ 50k", field="custom.budget", operator="gte", value="50000", points=20)
+    ]
     result = RuleScorer().score(lead, rules)
     labels = {reason["label"]: reason["points"] for reason in result.reasons}
-    assert labels["Valid phone number"] == 20 and labels["Budget ≥ 50k"] == 20 and labels["Arrived in the last hour"] == 15
+    assert (
+        labels["Valid phone number"] == 20 and labels["Budget ≥ 50k"] == 20 and labels["Arrived in the last hour"] == 15
+    )
     assert result.score == min(100, sum(labels.values())) and result.grade == "hot"
-    old_csv = LeadFactory.build(organization=organization, source="csv", email="", phone="+919876543210", first_name="", full_name="", received_at=timezone.now() - timedelta(days=30))
+    old_csv = LeadFactory.build(
+        organization=organization,
+        source="csv",
+        email="",
+        phone="+919876543210",
+        first_name="",
+        full_name="",
+        received_at=timezone.now() - timedelta(days=30),
+    )
     cold = RuleScorer().score(old_csv, [])
     assert cold.grade == "cold" and cold.score == 23
 
@@ -132,7 +155,14 @@ def test_rule_operators(operator, value, lead_value, expected):
 def test_rescore_command_applies_new_rules(organization, arrive):
     lead = arrive(organization, 1, custom={"timeline": "this month"})
     before = lead.score
-    ScoringRuleFactory(organization=organization, label="Buying now", field="custom.timeline", operator="equals", value="this month", points=30)
+    ScoringRuleFactory(
+        organization=organization,
+        label="Buying now",
+        field="custom.timeline",
+        operator="equals",
+        value="this month",
+        points=30,
+    )
     call_command("rescore_leads", "--organization", organization.slug)
     lead.refresh_from_db()
     assert lead.score == min(100, before + 30)

@@ -12,8 +12,8 @@ from django.utils import timezone
 
 from accounts.constants import Role
 from accounts.models import AuditEvent
-from leads.models import Lead, LeadActivity, LeadNote, PipelineStage
 from leadflow.tenancy.context import organization_scope
+from leads.models import Lead, LeadActivity, LeadNote, PipelineStage
 from tests.conftest import member_of
 from tests.factories import LeadFactory, OrganizationFactory
 
@@ -39,7 +39,16 @@ def test_list_is_newest_first_with_keyset_pages_and_no_count(manager_client, org
 
 def test_filters(manager_client, organization, manager):
     s = stages(organization)
-    hot = LeadFactory(organization=organization, source="facebook", stage=s["Qualified"], score=80, tags=["vip"], state="MH", owner=manager, utm_campaign="diwali")
+    hot = LeadFactory(
+        organization=organization,
+        source="facebook",
+        stage=s["Qualified"],
+        score=80,
+        tags=["vip"],
+        state="MH",
+        owner=manager,
+        utm_campaign="diwali",
+    )
     cold = LeadFactory(organization=organization, source="csv", score=10, phone="", tags=[])
     old = LeadFactory(organization=organization, email="")
     Lead.objects.unscoped().filter(pk=old.pk).update(received_at=timezone.now() - timedelta(days=40))
@@ -68,11 +77,31 @@ def test_filters(manager_client, organization, manager):
 
 @pytest.mark.parametrize(
     ("query", "matches"),
-    [("priya", True), ("Priya Sharma", True), ("sunrise", True), ("riya.sha", True), ("98123 45", True), ("45678", True), ("nobody", False)],
+    [
+        ("priya", True),
+        ("Priya Sharma", True),
+        ("sunrise", True),
+        ("riya.sha", True),
+        ("98123 45", True),
+        ("45678", True),
+        ("nobody", False),
+    ],
 )
 def test_search_finds_names_email_phone_and_company(manager_client, organization, query, matches):
-    lead = LeadFactory(organization=organization, full_name="Priya Sharma", email="priya.sharma@sunrise.in", phone="+919812345678", company="Sunrise Homes")
-    LeadFactory(organization=organization, full_name="Other Person", email="other@example.com", phone="+14155550100", company="Acme")
+    lead = LeadFactory(
+        organization=organization,
+        full_name="Priya Sharma",
+        email="priya.sharma@sunrise.in",
+        phone="+919812345678",
+        company="Sunrise Homes",
+    )
+    LeadFactory(
+        organization=organization,
+        full_name="Other Person",
+        email="other@example.com",
+        phone="+14155550100",
+        company="Acme",
+    )
     LeadFactory(organization=OrganizationFactory(), full_name="Priya Sharma", email="priya.sharma@sunrise.in")
     found = {row["id"] for row in manager_client.get("/api/v1/leads/", {"q": query}).json()["results"]}
     assert found == ({lead.pk} if matches else set())
@@ -92,15 +121,23 @@ def test_agents_see_and_touch_only_their_own_leads(api_client, organization):
         assert api_client.post(f"/api/v1/leads/{lead.pk}/notes/", {"body": "x"}, format="json").status_code == 404
     assert api_client.patch(f"/api/v1/leads/{mine.pk}/", {"company": "mine inc"}, format="json").status_code == 200
     # Agents cannot assign, bulk-edit, export or delete.
-    assert api_client.post(f"/api/v1/leads/{mine.pk}/assign/", {"owner": other_agent.pk}, format="json").status_code == 403
-    assert api_client.post("/api/v1/leads/bulk/", {"action": "delete", "ids": [mine.pk]}, format="json").status_code == 403
+    assert (
+        api_client.post(f"/api/v1/leads/{mine.pk}/assign/", {"owner": other_agent.pk}, format="json").status_code == 403
+    )
+    assert (
+        api_client.post("/api/v1/leads/bulk/", {"action": "delete", "ids": [mine.pk]}, format="json").status_code == 403
+    )
     assert api_client.get("/api/v1/leads/export/").status_code == 403
     assert api_client.delete(f"/api/v1/leads/{mine.pk}/").status_code == 403
 
 
 def test_edit_normalizes_and_reports_field_errors(manager_client, organization):
     lead = LeadFactory(organization=organization)
-    response = manager_client.patch(f"/api/v1/leads/{lead.pk}/", {"phone": "020 7946 0958", "country": "GB", "email": " NEW@Example.com"}, format="json")
+    response = manager_client.patch(
+        f"/api/v1/leads/{lead.pk}/",
+        {"phone": "020 7946 0958", "country": "GB", "email": " NEW@Example.com"},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     assert response.json()["phone"] == "+442079460958" and response.json()["email"] == "new@example.com"
     bad = manager_client.patch(f"/api/v1/leads/{lead.pk}/", {"email": "nope", "phone": "1"}, format="json")
@@ -128,7 +165,10 @@ def test_stage_won_lost_notes_and_timeline(manager_client, organization, manager
     assert (won["stage"]["name"], won["won_amount"], won["won_on"]) == ("Won", "65000.00", "2026-11-20")
     lost = manager_client.post(url + "lost/", {}, format="json")
     assert lost.status_code == 400 and "reason" in lost.json()["errors"]
-    assert manager_client.post(url + "lost/", {"reason": "Chose a competitor"}, format="json").json()["lost_reason"] == "Chose a competitor"
+    assert (
+        manager_client.post(url + "lost/", {"reason": "Chose a competitor"}, format="json").json()["lost_reason"]
+        == "Chose a competitor"
+    )
     note = manager_client.post(url + "notes/", {"body": "Call back Monday"}, format="json")
     assert note.status_code == 201 and note.json()["author"]["id"] == manager.pk
     assert [n["body"] for n in manager_client.get(url + "notes/").json()] == ["Call back Monday"]
@@ -153,16 +193,22 @@ def test_bulk_actions_are_audited(manager_client, organization):
     leads = [LeadFactory(organization=organization, tags=[]) for _ in range(3)]
     ids = [lead.pk for lead in leads]
     foreign = LeadFactory(organization=OrganizationFactory())
-    response = manager_client.post("/api/v1/leads/bulk/", {"action": "stage", "ids": [*ids, foreign.pk], "value": s["Qualified"].pk}, format="json")
+    response = manager_client.post(
+        "/api/v1/leads/bulk/", {"action": "stage", "ids": [*ids, foreign.pk], "value": s["Qualified"].pk}, format="json"
+    )
     assert response.json() == {"updated": 3}
     assert set(Lead.objects.unscoped().filter(pk__in=ids).values_list("stage__name", flat=True)) == {"Qualified"}
-    assert manager_client.post("/api/v1/leads/bulk/", {"action": "tag", "ids": ids, "value": ["Hot", "follow up"]}, format="json").json() == {"updated": 3}
+    assert manager_client.post(
+        "/api/v1/leads/bulk/", {"action": "tag", "ids": ids, "value": ["Hot", "follow up"]}, format="json"
+    ).json() == {"updated": 3}
     assert Lead.objects.unscoped().get(pk=ids[0]).tags == ["hot", "follow up"]
     manager_client.post("/api/v1/leads/bulk/", {"action": "untag", "ids": ids, "value": ["hot"]}, format="json")
     assert Lead.objects.unscoped().get(pk=ids[0]).tags == ["follow up"]
     bad = manager_client.post("/api/v1/leads/bulk/", {"action": "stage", "ids": ids, "value": 999999}, format="json")
     assert bad.status_code == 400 and "value" in bad.json()["errors"]
-    assert manager_client.post("/api/v1/leads/bulk/", {"action": "delete", "ids": ids[:2]}, format="json").json() == {"updated": 2}
+    assert manager_client.post("/api/v1/leads/bulk/", {"action": "delete", "ids": ids[:2]}, format="json").json() == {
+        "updated": 2
+    }
     assert set(Lead.objects.unscoped().filter(organization=organization).values_list("pk", flat=True)) == {ids[2]}
     assert Lead.objects.unscoped().filter(pk=foreign.pk).exists()
     actions = set(AuditEvent.objects.unscoped().filter(organization=organization).values_list("action", flat=True))
@@ -181,13 +227,17 @@ def test_export_streams_the_filtered_leads_as_csv(manager_client, organization):
 
 def test_merge_preview_and_merge_keep_everything(manager_client, organization):
     primary = LeadFactory(organization=organization, company="", city="Pune", tags=["a"])
-    duplicate = LeadFactory(organization=organization, company="Sunrise", city="Mumbai", tags=["b"], duplicate_of=primary)
+    duplicate = LeadFactory(
+        organization=organization, company="Sunrise", city="Mumbai", tags=["b"], duplicate_of=primary
+    )
     LeadNote.objects.unscoped().create(organization=organization, lead=duplicate, body="from the duplicate")
     url = f"/api/v1/leads/{primary.pk}/"
     preview = manager_client.post(url + "merge-preview/", {"duplicates": [duplicate.pk]}, format="json").json()
     assert preview["company"]["value"] == "Sunrise" and preview["company"]["from"] == duplicate.pk
     assert preview["city"]["value"] == "Pune"
-    merged = manager_client.post(url + "merge/", {"duplicates": [duplicate.pk], "choices": {"city": duplicate.pk}}, format="json")
+    merged = manager_client.post(
+        url + "merge/", {"duplicates": [duplicate.pk], "choices": {"city": duplicate.pk}}, format="json"
+    )
     assert merged.status_code == 200, merged.content
     body = merged.json()
     assert (body["company"], body["city"], sorted(body["tags"])) == ("Sunrise", "Mumbai", ["a", "b"])

@@ -26,7 +26,11 @@ CSV = (
 
 
 def upload(client, text=CSV, name="leads.csv"):
-    return client.post("/api/v1/lead-imports/", {"file": SimpleUploadedFile(name, text.encode(), content_type="text/csv")}, format="multipart")
+    return client.post(
+        "/api/v1/lead-imports/",
+        {"file": SimpleUploadedFile(name, text.encode(), content_type="text/csv")},
+        format="multipart",
+    )
 
 
 def test_upload_suggests_a_mapping_and_previews(manager_client):
@@ -34,7 +38,13 @@ def test_upload_suggests_a_mapping_and_previews(manager_client):
     assert response.status_code == 201, response.content
     body = response.json()
     assert body["status"] == "uploaded" and body["total_rows"] == 5
-    assert body["mapping"] == {"Full Name": "full_name", "E-mail": "email", "Mobile": "phone", "City": "city", "Budget": "custom"}
+    assert body["mapping"] == {
+        "Full Name": "full_name",
+        "E-mail": "email",
+        "Mobile": "phone",
+        "City": "city",
+        "Budget": "custom",
+    }
     assert body["preview"][0]["Full Name"] == "Asha Verma" and len(body["preview"]) == 5
 
 
@@ -43,14 +53,24 @@ def test_import_runs_counts_and_reports_bad_rows(manager_client, organization, d
     lead_import = upload(manager_client).json()
     mapping = {"Full Name": "full_name", "E-mail": "email", "Mobile": "phone", "City": "city", "Budget": "custom"}
     with django_capture_on_commit_callbacks(execute=True):
-        started = manager_client.post(f"/api/v1/lead-imports/{lead_import['id']}/start/", {"mapping": mapping, "tags": ["Expo 2026"]}, format="json")
+        started = manager_client.post(
+            f"/api/v1/lead-imports/{lead_import['id']}/start/",
+            {"mapping": mapping, "tags": ["Expo 2026"]},
+            format="json",
+        )
     assert started.status_code == 200, started.content
     done = manager_client.get(f"/api/v1/lead-imports/{lead_import['id']}/").json()
     assert (done["status"], done["percent"]) == ("completed", 100)
     assert (done["processed_rows"], done["created_count"], done["duplicate_count"], done["error_count"]) == (5, 2, 2, 1)
 
     asha = Lead.objects.unscoped().get(email="asha@example.com", duplicate_of__isnull=True)
-    assert (asha.source, asha.phone, asha.city, asha.custom, asha.tags) == ("csv", "+919876543210", "Pune", {"Budget": "45 lakh"}, ["expo 2026"])
+    assert (asha.source, asha.phone, asha.city, asha.custom, asha.tags) == (
+        "csv",
+        "+919876543210",
+        "Pune",
+        {"Budget": "45 lakh"},
+        ["expo 2026"],
+    )
     assert Lead.objects.unscoped().filter(duplicate_of=asha).count() == 1
     # Every row was stored as a submission, the bad one replayable.
     assert InboundSubmission.objects.unscoped().filter(source="csv").count() == 5
@@ -81,7 +101,9 @@ def test_bad_files_are_refused_with_a_reason(manager_client, text, message):
 def test_mapping_is_validated(manager_client):
     lead_import = upload(manager_client).json()
     url = f"/api/v1/lead-imports/{lead_import['id']}/start/"
-    no_contact = manager_client.post(url, {"mapping": {"Full Name": "full_name", "E-mail": "", "Mobile": ""}}, format="json")
+    no_contact = manager_client.post(
+        url, {"mapping": {"Full Name": "full_name", "E-mail": "", "Mobile": ""}}, format="json"
+    )
     assert no_contact.status_code == 400 and "email or phone" in str(no_contact.json()["errors"])
     twice = manager_client.post(url, {"mapping": {"E-mail": "email", "Mobile": "email"}}, format="json")
     assert twice.status_code == 400 and "Two columns" in str(twice.json()["errors"])

@@ -8,16 +8,18 @@ import threading
 from datetime import timedelta
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from django.core import mail
 from django.core.management import call_command
-from django.db import connection, connections
+from django.db import connections
 from django.utils import timezone
 
+from leadflow.tenancy.context import organization_scope
 from leads.constants import SubmissionStatus
 from leads.intake.pipeline import lead_intake, submission_process
 from leads.models import InboundSubmission, Lead, LeadActivity, MonthlyLeadUsage, OutboxEvent
 from leads.services import outbox
-from leadflow.tenancy.context import organization_scope
 from tests.factories import LeadFactory, PlanFactory, SubscriptionFactory, make_api_key
 
 pytestmark = pytest.mark.django_db
@@ -126,7 +128,10 @@ def test_idempotency_key_replays_the_first_answer(ingest_client):
         ({"email": "a@example.com", "consent": {"given": "maybe", "at": "yesterday"}}, {"consent.given", "consent.at"}),
         ({"email": "a@example.com", "custom": ["x"]}, {"custom"}),
         ({"email": "a@example.com", "state": "Atlantis"}, {"state"}),
-        ({"email": "a@example.com", "landing_page": "javascript:alert(1)", "ip_address": "999.1.1.1"}, {"landing_page", "ip_address"}),
+        (
+            {"email": "a@example.com", "landing_page": "javascript:alert(1)", "ip_address": "999.1.1.1"},
+            {"landing_page", "ip_address"},
+        ),
         ({"email": "a@example.com", "deal_value": "lots"}, {"deal_value"}),
     ],
 )
@@ -195,8 +200,12 @@ def test_unknown_fields_are_kept_as_custom_fields(ingest_client):
     assert lead.custom == {"Budget": "50 lakh"} and lead.phone == "+919876543211"
 
 
-def test_ingest_query_count_is_bounded(ingest_client, django_assert_max_num_queries, django_capture_on_commit_callbacks):
-    post(ingest_client, {**PAYLOAD, "external_id": "warm", "email": "warm@example.com", "phone": ""})  # key lookup cache etc.
+def test_ingest_query_count_is_bounded(
+    ingest_client, django_assert_max_num_queries, django_capture_on_commit_callbacks
+):
+    post(
+        ingest_client, {**PAYLOAD, "external_id": "warm", "email": "warm@example.com", "phone": ""}
+    )  # key lookup cache etc.
     # API key, stored submission, savepoint, dedupe locks, dedupe lookup, first stage, lead, activity, outbox
     # row, submission outcome, release: no query grows with the table.
     with django_assert_max_num_queries(11):
@@ -204,7 +213,9 @@ def test_ingest_query_count_is_bounded(ingest_client, django_assert_max_num_quer
     assert response.status_code == 201
 
 
-def test_over_quota_leads_are_kept_flagged_and_the_owner_is_alerted_once(ingest_client, organization, owner, django_capture_on_commit_callbacks):
+def test_over_quota_leads_are_kept_flagged_and_the_owner_is_alerted_once(
+    ingest_client, organization, owner, django_capture_on_commit_callbacks
+):
     SubscriptionFactory(organization=organization, plan=PlanFactory(monthly_lead_quota=1))
     for n in range(3):
         with django_capture_on_commit_callbacks(execute=True):
@@ -244,7 +255,11 @@ def test_twenty_concurrent_submissions_of_one_email_make_one_lead(organization):
         try:
             barrier.wait()
             outcomes.append(
-                lead_intake(organization=organization, source="api", payload={"email": "same@example.com", "first_name": f"Try {n}"}).status
+                lead_intake(
+                    organization=organization,
+                    source="api",
+                    payload={"email": "same@example.com", "first_name": f"Try {n}"},
+                ).status
             )
         except Exception as error:  # pragma: no cover - reported below
             errors.append(error)
@@ -263,7 +278,7 @@ def test_twenty_concurrent_submissions_of_one_email_make_one_lead(organization):
         assert Lead.objects.filter(duplicate_of=original).count() == 19
         original.refresh_from_db()
         assert original.duplicate_count == 19
-    assert connection.connection is None or True
+    assert True
 
 
 @pytest.mark.django_db(transaction=True)
@@ -273,7 +288,11 @@ def test_concurrent_redeliveries_of_one_external_id_make_one_lead(organization):
 
     def submit():
         barrier.wait()
-        outcomes.append(lead_intake(organization=organization, source="api", payload={"external_id": "X-1", "phone": "+14155550123"}).status)
+        outcomes.append(
+            lead_intake(
+                organization=organization, source="api", payload={"external_id": "X-1", "phone": "+14155550123"}
+            ).status
+        )
         connections.close_all()
 
     threads = [threading.Thread(target=submit) for _ in range(10)]
@@ -283,3 +302,41 @@ def test_concurrent_redeliveries_of_one_external_id_make_one_lead(organization):
         thread.join()
     assert outcomes.count("accepted") == 1 and outcomes.count("duplicate") == 9
     assert Lead.objects.unscoped().filter(organization=organization).count() == 1
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=40) | st.just("a\x00b"),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=10), children, max_size=3),
+    max_leaves=8,
+)
+field_names = st.sampled_from(
+    [
+        "email",
+        "phone",
+        "name",
+        "first_name",
+        "state",
+        "country",
+        "consent",
+        "utm",
+        "custom",
+        "tags",
+        "deal_value",
+        "landing_page",
+        "ip_address",
+        "external_id",
+    ]
+) | st.text(max_size=12)
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=st.dictionaries(field_names, json_values, max_size=8))
+def test_any_json_object_is_accepted_or_rejected_never_failed(organization, payload):
+    outcome = lead_intake(organization=organization, source="webhook", payload=payload)
+    assert outcome.status in ("accepted", "duplicate", "rejected"), outcome.submission.error
+    if outcome.status == "rejected":
+        assert outcome.errors and all(
+            isinstance(m, str) and m for messages in outcome.errors.values() for m in messages
+        )
+    else:
+        assert outcome.lead.email or outcome.lead.phone

@@ -31,7 +31,7 @@ def _ingest(raw_key):
 
 
 async def test_lead_created_reaches_its_organization_only():
-    org_a, alice, bob, key_a = await sync_to_async(_setup)()
+    _org_a, alice, bob, key_a = await sync_to_async(_setup)()
     socket_a, connected_a, _ = await _connect(await session_cookie(alice))
     socket_b, connected_b, _ = await _connect(await session_cookie(bob))
     assert connected_a and connected_b

@@ -81,9 +81,11 @@ def test_phone_never_raises_anything_else_and_only_returns_valid_e164(raw, regio
 @settings(max_examples=200, deadline=None)
 @given(national=st.from_regex(r"[6-9][0-9]{9}", fullmatch=True))
 def test_every_valid_indian_mobile_comes_out_the_same_however_written(national):
-    expected = normalize_phone(national, region="IN") if phonenumbers.is_valid_number(
-        phonenumbers.parse(national, "IN")
-    ) else None
+    expected = (
+        normalize_phone(national, region="IN")
+        if phonenumbers.is_valid_number(phonenumbers.parse(national, "IN"))
+        else None
+    )
     if expected is None:
         return
     for written in (f"0{national}", f"+91 {national[:5]} {national[5:]}", f"0091-{national}", f"(+91) {national}"):

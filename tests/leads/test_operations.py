@@ -18,10 +18,30 @@ pytestmark = pytest.mark.django_db
 def test_new_organizations_get_the_default_pipeline():
     organization = OrganizationFactory()
     stages = list(PipelineStage.objects.unscoped().filter(organization=organization).values_list("name", "kind"))
-    assert stages == [("New", "open"), ("Contacted", "open"), ("Qualified", "open"), ("Proposal", "open"), ("Won", "won"), ("Lost", "lost")]
+    assert stages == [
+        ("New", "open"),
+        ("Contacted", "open"),
+        ("Qualified", "open"),
+        ("Proposal", "open"),
+        ("Won", "won"),
+        ("Lost", "lost"),
+    ]
 
 
-@pytest.mark.parametrize("model", ["lead", "inboundsubmission", "outboxevent", "pipelinestage", "leadimport", "monthlyleadusage", "leadnote", "scoringrule", "assignmentrule"])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "lead",
+        "inboundsubmission",
+        "outboxevent",
+        "pipelinestage",
+        "leadimport",
+        "monthlyleadusage",
+        "leadnote",
+        "scoringrule",
+        "assignmentrule",
+    ],
+)
 def test_admin_list_pages_render(admin_client, organization, model):
     lead = LeadFactory(organization=organization)
     InboundSubmissionFactory(organization=organization, lead=lead)
@@ -34,7 +54,9 @@ def test_admin_list_pages_render(admin_client, organization, model):
 
 def test_admin_replays_failed_submissions(admin_client, organization):
     submission = InboundSubmissionFactory(organization=organization, raw_body='{"email": "replayed@example.com"}')
-    response = admin_client.post("/admin/leads/inboundsubmission/", {"action": "replay", "_selected_action": [submission.pk]})
+    response = admin_client.post(
+        "/admin/leads/inboundsubmission/", {"action": "replay", "_selected_action": [submission.pk]}
+    )
     assert response.status_code == 302
     submission.refresh_from_db()
     assert submission.status == SubmissionStatus.ACCEPTED
@@ -42,9 +64,13 @@ def test_admin_replays_failed_submissions(admin_client, organization):
 
 
 def test_beat_retries_stuck_submissions_but_not_fresh_ones(organization):
-    stuck = InboundSubmissionFactory(organization=organization, status="received", raw_body='{"email": "stuck@example.com"}')
+    stuck = InboundSubmissionFactory(
+        organization=organization, status="received", raw_body='{"email": "stuck@example.com"}'
+    )
     InboundSubmission.objects.unscoped().filter(pk=stuck.pk).update(received_at=timezone.now() - timedelta(minutes=10))
-    fresh = InboundSubmissionFactory(organization=organization, status="received", raw_body='{"email": "fresh@example.com"}')
+    fresh = InboundSubmissionFactory(
+        organization=organization, status="received", raw_body='{"email": "fresh@example.com"}'
+    )
     assert tasks.retry_stuck_submissions() == 1
     stuck.refresh_from_db()
     fresh.refresh_from_db()
@@ -53,7 +79,12 @@ def test_beat_retries_stuck_submissions_but_not_fresh_ones(organization):
 
 def test_beat_sweeps_the_outbox(organization):
     lead = LeadFactory(organization=organization)
-    event = OutboxEvent.objects.unscoped().create(organization=organization, topic="lead.created", payload={"lead_id": lead.pk}, created_at=timezone.now() - timedelta(minutes=5))
+    event = OutboxEvent.objects.unscoped().create(
+        organization=organization,
+        topic="lead.created",
+        payload={"lead_id": lead.pk},
+        created_at=timezone.now() - timedelta(minutes=5),
+    )
     assert tasks.sweep_outbox() == 1
     event.refresh_from_db()
     assert event.handled_at is not None

@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
-from django.utils.dateparse import parse_date, parse_datetime
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 from accounts.models import Organization
 from leads.constants import SubmissionStatus
@@ -35,7 +35,9 @@ class Command(BaseCommand):
                 raise CommandError(f"No organization with the slug {options['organization']!r}.")
         since = _since(options["since"]) if options["since"] else None
         tally: dict[str, int] = {}
-        for outcome in submissions_reprocess(status=options["status"], since=since, organization=organization, limit=options["limit"]):
+        for outcome in submissions_reprocess(
+            status=options["status"], since=since, organization=organization, limit=options["limit"]
+        ):
             tally[outcome.status] = tally.get(outcome.status, 0) + 1
             if options["verbosity"] > 1:
                 self.stdout.write(f"submission {outcome.submission.pk}: {outcome.status}")
