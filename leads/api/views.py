@@ -20,7 +20,7 @@ from .. import selectors
 from ..constants import SubmissionStatus
 from ..exports import export_filename, stream_leads_csv
 from ..filters import LeadFilter
-from ..intake.pipeline import IntakeOutcome, submission_process, submission_store
+from ..intake.pipeline import IntakeOutcome, body_digest, submission_process, submission_store
 from ..models import AssignmentRule, InboundSubmission, Lead, LeadImport, PipelineStage, ScoringRule
 from ..services import imports, leads, merge, stages
 from . import serializers as s
@@ -269,12 +269,7 @@ class IdempotencyConflict(ValidationError):
 
 
 def _replayed(submission: InboundSubmission, body: bytes) -> IntakeOutcome:
-    import hashlib
-
-    if (
-        submission.body_sha256
-        != hashlib.sha256(body.decode("utf-8", errors="replace").replace("\x00", "\ufffd").encode()).hexdigest()
-    ):
+    if submission.body_sha256 != body_digest(body):
         raise ValidationError({"Idempotency-Key": ["This key was used with a different body."]})
     if submission.status == SubmissionStatus.RECEIVED:
         raise IdempotencyConflict(

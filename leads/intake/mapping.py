@@ -248,9 +248,9 @@ def clean_lead_fields(
 
 
 def json_safe(value: Any) -> Any:
-    """The value with NUL characters removed from every string: PostgreSQL's jsonb cannot hold them."""
+    """The value with NUL characters and lone surrogates removed from every string: PostgreSQL cannot store them."""
     if isinstance(value, str):
-        return value.replace("\x00", "")
+        return value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
     if isinstance(value, list):
         return [json_safe(item) for item in value]
     if isinstance(value, dict):

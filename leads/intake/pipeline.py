@@ -28,7 +28,7 @@ from ..services.activity import activity_record
 from ..services.outbox import outbox_publish
 from ..services.stages import stage_for_new_lead
 from .custom_fields import custom_field_schema
-from .mapping import clean_lead_fields, map_payload
+from .mapping import clean_lead_fields, json_safe, map_payload
 from .normalize import NormalizationError
 
 logger = logging.getLogger(__name__)
@@ -56,6 +56,17 @@ def safe_headers(headers) -> dict[str, str]:
     return {k: str(v)[:1000] for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
 
+def storable_text(raw_body: str | bytes) -> str:
+    """The body as text PostgreSQL can store: no NUL, no lone surrogates (a decoded JSON string may carry them)."""
+    if isinstance(raw_body, bytes):
+        raw_body = raw_body.decode("utf-8", errors="replace")
+    return raw_body.replace("\x00", "\ufffd").encode("utf-8", "replace").decode("utf-8")
+
+
+def body_digest(raw_body: str | bytes) -> str:
+    return hashlib.sha256(storable_text(raw_body).encode()).hexdigest()
+
+
 def submission_store(
     *,
     organization,
@@ -68,9 +79,7 @@ def submission_store(
     idempotency_key: str = "",
 ) -> tuple[InboundSubmission, bool]:
     """Store the payload as received. With an ``idempotency_key`` already used, returns that submission and False."""
-    if isinstance(raw_body, bytes):
-        raw_body = raw_body.decode("utf-8", errors="replace")
-    raw_body = raw_body.replace("\x00", "\ufffd")  # PostgreSQL text cannot hold NUL
+    raw_body = storable_text(raw_body)
     submission = InboundSubmission(
         organization=organization,
         source=source,
@@ -80,7 +89,7 @@ def submission_store(
         context=context or {},
         remote_ip=remote_ip,
         idempotency_key=idempotency_key[:255],
-        body_sha256=hashlib.sha256(raw_body.encode()).hexdigest(),
+        body_sha256=body_digest(raw_body),
     )
     if not idempotency_key:
         submission.save()
@@ -238,6 +247,7 @@ def _find_match(organization, source: str, fields: dict[str, Any], *, received_a
 
 def _finish(submission: InboundSubmission, status: str, *, lead: Lead | None = None, error: dict | None = None) -> None:
     now = timezone.now()
+    error = json_safe(error)  # messages may quote what the sender sent, NULs included
     InboundSubmission.objects.unscoped().filter(pk=submission.pk).update(
         status=status, lead=lead, error=error, processed_at=now, attempts=F("attempts") + 1
     )

@@ -8,12 +8,12 @@ import threading
 from datetime import timedelta
 
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from django.core import mail
 from django.core.management import call_command
 from django.db import connections
 from django.utils import timezone
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from leadflow.tenancy.context import organization_scope
 from leads.constants import SubmissionStatus
