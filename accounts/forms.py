@@ -42,7 +42,9 @@ class BusinessDetailsForm(OrganizationForm):
 
 
 class PlanChoiceForm(forms.Form):
-    plan = forms.ModelChoiceField(queryset=Plan.objects.filter(is_public=True), empty_label=None, widget=forms.RadioSelect)
+    plan = forms.ModelChoiceField(
+        queryset=Plan.objects.filter(is_public=True), empty_label=None, widget=forms.RadioSelect
+    )
 
 
 class ProfileForm(forms.ModelForm):

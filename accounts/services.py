@@ -108,7 +108,9 @@ def _save_with_unique_slug(organization: Organization, attempts: int = 5) -> Non
 
 
 @transaction.atomic
-def organization_create(*, owner: User, name: str, plan: Plan | None = None, request=None, **details: Any) -> Organization:
+def organization_create(
+    *, owner: User, name: str, plan: Plan | None = None, request=None, **details: Any
+) -> Organization:
     """A new workspace with ``owner`` as its owner and a trial subscription on ``plan``."""
     unknown = set(details) - set(ORGANIZATION_EDITABLE_FIELDS)
     if unknown:
@@ -126,7 +128,9 @@ def organization_create(*, owner: User, name: str, plan: Plan | None = None, req
             subscription_start_trial(organization=organization, plan=plan)
     owner.active_organization = organization
     owner.save(update_fields=["active_organization"])
-    audit_record(organization=organization, action="organization.created", actor=owner, target=organization, request=request)
+    audit_record(
+        organization=organization, action="organization.created", actor=owner, target=organization, request=request
+    )
     transaction.on_commit(lambda: tasks.send_welcome_email.delay(owner.pk, organization.pk))
     return organization
 
@@ -145,13 +149,22 @@ def organization_update(*, organization: Organization, actor: User | None, reque
     if changes:
         organization.full_clean()
         organization.save()
-        audit_record(organization=organization, action="organization.updated", actor=actor, target=organization, changes=changes, request=request)
+        audit_record(
+            organization=organization,
+            action="organization.updated",
+            actor=actor,
+            target=organization,
+            changes=changes,
+            request=request,
+        )
         publish(organization, "organization.updated", {"id": organization.pk, "changed": sorted(changes)})
     return organization
 
 
 @transaction.atomic
-def organization_set_active(*, organization: Organization, active: bool, actor: User | None = None, request=None) -> Organization:
+def organization_set_active(
+    *, organization: Organization, active: bool, actor: User | None = None, request=None
+) -> Organization:
     """Suspend or reactivate a workspace. Suspended, its pages, API keys and sockets are refused; data is kept."""
     if organization.is_active != active:
         organization.is_active = active
@@ -255,7 +268,9 @@ def membership_remove(*, membership: Membership, actor: Membership, request=None
 
 
 @transaction.atomic
-def invitation_create(*, organization: Organization, email: str, role: str, inviter: Membership, request=None) -> Invitation:
+def invitation_create(
+    *, organization: Organization, email: str, role: str, inviter: Membership, request=None
+) -> Invitation:
     email = User.objects.normalize_email(email).strip().lower()
     if role not in Role.values:
         raise ServiceError(f"“{role}” is not a role.", field="role")
@@ -276,7 +291,14 @@ def invitation_create(*, organization: Organization, email: str, role: str, invi
         invited_by=inviter.user,
         expires_at=now + timedelta(days=settings.INVITATION_TTL_DAYS),
     )
-    audit_record(organization=organization, action="invitation.created", actor=inviter.user, target=invitation, changes={"email": email, "role": role}, request=request)
+    audit_record(
+        organization=organization,
+        action="invitation.created",
+        actor=inviter.user,
+        target=invitation,
+        changes={"email": email, "role": role},
+        request=request,
+    )
     transaction.on_commit(lambda: tasks.send_invitation_email.delay(invitation.pk))
     return invitation
 
@@ -289,19 +311,29 @@ def invitation_revoke(*, invitation: Invitation, actor: Membership, request=None
         raise ServiceError(f"This invitation is already {invitation.status}.")
     invitation.revoked_at = timezone.now()
     invitation.save(update_fields=["revoked_at"])
-    audit_record(organization=invitation.organization, action="invitation.revoked", actor=actor.user, target=invitation, request=request)
+    audit_record(
+        organization=invitation.organization,
+        action="invitation.revoked",
+        actor=actor.user,
+        target=invitation,
+        request=request,
+    )
     return invitation
 
 
 @transaction.atomic
 def invitation_accept(*, token: str, user: User, request=None) -> Membership:
-    invitation = Invitation.objects.unscoped().select_for_update().select_related("organization").filter(token=token).first()
+    invitation = (
+        Invitation.objects.unscoped().select_for_update().select_related("organization").filter(token=token).first()
+    )
     if invitation is None:
         raise ServiceError("This invitation link is not valid.", code="not_found")
     if not invitation.is_open:
         raise ServiceError(f"This invitation is {invitation.status}. Ask for a new one.", code=invitation.status)
     if invitation.email.lower() != user.email.lower():
-        raise PermissionDeniedError(f"This invitation was sent to {invitation.email}. Log in with that address to accept it.")
+        raise PermissionDeniedError(
+            f"This invitation was sent to {invitation.email}. Log in with that address to accept it."
+        )
     organization = invitation.organization
     membership, created = Membership.objects.unscoped().get_or_create(
         organization=organization, user=user, defaults={"role": invitation.role}
@@ -310,7 +342,14 @@ def invitation_accept(*, token: str, user: User, request=None) -> Membership:
     invitation.accepted_by = user
     invitation.save(update_fields=["accepted_at", "accepted_by"])
     organization_switch(user=user, organization=organization, request=request)
-    audit_record(organization=organization, action="invitation.accepted", actor=user, target=invitation, changes={"role": membership.role}, request=request)
+    audit_record(
+        organization=organization,
+        action="invitation.accepted",
+        actor=user,
+        target=invitation,
+        changes={"role": membership.role},
+        request=request,
+    )
     if created:
         publish(organization, "member.joined", {"user_id": user.pk, "email": user.email, "role": membership.role})
     return membership
@@ -372,7 +411,14 @@ def api_key_create(
             continue
     else:  # pragma: no cover
         raise ServiceError("Could not create a key, try again.")
-    audit_record(organization=organization, action="api_key.created", actor=created_by, target=api_key, changes={"scopes": ", ".join(scopes)}, request=request)
+    audit_record(
+        organization=organization,
+        action="api_key.created",
+        actor=created_by,
+        target=api_key,
+        changes={"scopes": ", ".join(scopes)},
+        request=request,
+    )
     return api_key, raw_key
 
 
@@ -382,7 +428,9 @@ def api_key_revoke(*, api_key: ApiKey, actor: User | None, request=None) -> ApiK
     if api_key.revoked_at is None:
         api_key.revoked_at = timezone.now()
         api_key.save(update_fields=["revoked_at"])
-        audit_record(organization=api_key.organization, action="api_key.revoked", actor=actor, target=api_key, request=request)
+        audit_record(
+            organization=api_key.organization, action="api_key.revoked", actor=actor, target=api_key, request=request
+        )
     return api_key
 
 

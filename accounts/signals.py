@@ -18,7 +18,9 @@ def audit_login(sender, request, user, **kwargs):
 @receiver(user_logged_out)
 def audit_logout(sender, request, user, **kwargs):
     if user is not None:
-        audit_record(organization=user.active_organization, action="auth.logout", actor=user, target=user, request=request)
+        audit_record(
+            organization=user.active_organization, action="auth.logout", actor=user, target=user, request=request
+        )
 
 
 @receiver(user_login_failed)

@@ -17,7 +17,9 @@ settings_urlpatterns = [
     path("team/", views.TeamView.as_view(), name="team"),
     path("team/members/<int:membership_id>/role/", views.MemberRoleView.as_view(), name="member_role"),
     path("team/members/<int:membership_id>/remove/", views.MemberRemoveView.as_view(), name="member_remove"),
-    path("team/invitations/<int:invitation_id>/revoke/", views.InvitationRevokeView.as_view(), name="invitation_revoke"),
+    path(
+        "team/invitations/<int:invitation_id>/revoke/", views.InvitationRevokeView.as_view(), name="invitation_revoke"
+    ),
     path("api-keys/", views.ApiKeysView.as_view(), name="api_keys"),
     path("api-keys/<int:api_key_id>/revoke/", views.ApiKeyRevokeView.as_view(), name="api_key_revoke"),
     path("audit/", views.AuditLogView.as_view(), name="audit"),

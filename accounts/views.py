@@ -88,7 +88,9 @@ class OnboardingPlanView(View):
         if not details:
             return redirect("onboarding")
         initial_plan = Plan.objects.filter(is_public=True).order_by("sort_order").first()
-        return render(request, self.template_name, self._context(request, PlanChoiceForm(initial={"plan": initial_plan}), details))
+        return render(
+            request, self.template_name, self._context(request, PlanChoiceForm(initial={"plan": initial_plan}), details)
+        )
 
     def post(self, request):
         details = request.session.get(ONBOARDING_SESSION_KEY)
@@ -169,7 +171,8 @@ class InvitationAcceptView(View):
                 "invitation": invitation,
                 "login_url": f"{reverse('account_login')}?next={next_url}",
                 "signup_url": f"{reverse('account_signup')}?next={next_url}",
-                "email_matches": request.user.is_authenticated and request.user.email.lower() == invitation.email.lower(),
+                "email_matches": request.user.is_authenticated
+                and request.user.email.lower() == invitation.email.lower(),
             },
         )
 
@@ -181,7 +184,9 @@ class InvitationAcceptView(View):
         except ServiceError as error:
             messages.error(request, error.message)
             return redirect("invitation_accept", token=token)
-        messages.success(request, f"You joined {membership.organization.name} as {membership.get_role_display().lower()}.")
+        messages.success(
+            request, f"You joined {membership.organization.name} as {membership.get_role_display().lower()}."
+        )
         return redirect("dashboard")
 
 
@@ -284,7 +289,13 @@ class MemberRoleView(OrganizationRequiredMixin, View):
             return render(
                 request,
                 "accounts/settings/partials/member_row.html",
-                {"member": membership, "can_manage": True, "roles": Role.choices, "row_error": error, "row_saved": error is None},
+                {
+                    "member": membership,
+                    "can_manage": True,
+                    "roles": Role.choices,
+                    "row_error": error,
+                    "row_saved": error is None,
+                },
             )
         if error:
             messages.error(request, error)

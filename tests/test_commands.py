@@ -70,6 +70,10 @@ def test_seed_demo_is_idempotent(client):
     organization = Organization.objects.get(slug="demo-realty")
     assert Membership.objects.unscoped().filter(organization=organization).count() == 4
     assert Invitation.objects.unscoped().filter(organization=organization).count() == 1
+    from leads.models import Lead
+
+    demo_leads = Lead.objects.unscoped().filter(organization=organization)
+    assert demo_leads.count() == 40 and not demo_leads.filter(duplicate_of__isnull=False).exists()
     assert client.login(email="demo@leadflow.local", password="leadflow-demo")
     assert client.get("/dashboard/").status_code == 200
 

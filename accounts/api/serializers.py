@@ -47,7 +47,7 @@ class MembershipSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Membership
-        fields = ["id", "user", "role", "created_at"]
+        fields = ["id", "user", "role", "receives_leads", "lead_capacity", "created_at"]
         read_only_fields = ["id", "user", "created_at"]
 
 
@@ -84,7 +84,17 @@ class AuditEventSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = AuditEvent
-        fields = ["id", "action", "actor", "target_type", "target_id", "target_repr", "changes", "ip_address", "created_at"]
+        fields = [
+            "id",
+            "action",
+            "actor",
+            "target_type",
+            "target_id",
+            "target_repr",
+            "changes",
+            "ip_address",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.signals import user_logged_in
+from django.db import transaction
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, permissions, status
 from rest_framework.authtoken.models import Token
@@ -12,6 +13,7 @@ from accounts.constants import Role
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership
 from leadflow.api.throttling import TokenObtainRateThrottle
 from leadflow.api.viewsets import OrganizationScopedViewSet
+from leads.services.assignment import agent_set_lead_settings
 
 from .serializers import (
     ApiKeyCreatedSerializer,
@@ -95,7 +97,11 @@ class CurrentOrganizationViewSet(OrganizationScopedViewSet):
 
 
 class MemberViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.UpdateModelMixin, mixins.DestroyModelMixin, OrganizationScopedViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationScopedViewSet,
 ):
     queryset = Membership.objects
     serializer_class = MembershipSerializer
@@ -109,13 +115,21 @@ class MemberViewSet(
     def safely_get_queryset(self, queryset):
         return queryset.select_related("user").order_by("created_at")
 
+    @transaction.atomic
     def perform_update(self, serializer):
-        services.membership_change_role(
-            membership=serializer.instance,
-            role=serializer.validated_data.get("role", serializer.instance.role),
-            actor=self.request.membership,
-            request=self.request,
-        )
+        data, membership = serializer.validated_data, serializer.instance
+        if "role" in data:
+            services.membership_change_role(
+                membership=membership, role=data["role"], actor=self.request.membership, request=self.request
+            )
+        if {"receives_leads", "lead_capacity"} & set(data):
+            agent_set_lead_settings(
+                membership=Membership.objects.get(pk=membership.pk),
+                actor=self.request.membership,
+                receives_leads=data.get("receives_leads", membership.receives_leads),
+                lead_capacity=data.get("lead_capacity", membership.lead_capacity),
+                request=self.request,
+            )
         serializer.instance.refresh_from_db()
 
     def perform_destroy(self, instance):
@@ -123,7 +137,11 @@ class MemberViewSet(
 
 
 class InvitationViewSet(
-    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationScopedViewSet
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationScopedViewSet,
 ):
     """Invite people by email; DELETE revokes an open invitation."""
 
@@ -150,7 +168,13 @@ class InvitationViewSet(
         services.invitation_revoke(invitation=instance, actor=self.request.membership, request=self.request)
 
 
-class ApiKeyViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, OrganizationScopedViewSet):
+class ApiKeyViewSet(
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.CreateModelMixin,
+    mixins.DestroyModelMixin,
+    OrganizationScopedViewSet,
+):
     """API keys of the organization. The full key is in the create response only; DELETE revokes."""
 
     queryset = ApiKey.objects

@@ -4,35 +4,44 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='membership',
-            name='last_assigned_at',
+            model_name="membership",
+            name="last_assigned_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='lead_capacity',
-            field=models.PositiveIntegerField(default=0, help_text='Open leads at most; 0 means no limit'),
+            model_name="membership",
+            name="lead_capacity",
+            field=models.PositiveIntegerField(default=0, help_text="Open leads at most; 0 means no limit"),
         ),
         migrations.AddField(
-            model_name='membership',
-            name='receives_leads',
+            model_name="membership",
+            name="receives_leads",
             field=models.BooleanField(default=True),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='assignment_strategy',
-            field=models.CharField(choices=[('manual', 'Manual (leads wait in the unassigned queue)'), ('round_robin', 'Round robin'), ('least_loaded', 'Least loaded')], default='manual', max_length=16),
+            model_name="organization",
+            name="assignment_strategy",
+            field=models.CharField(
+                choices=[
+                    ("manual", "Manual (leads wait in the unassigned queue)"),
+                    ("round_robin", "Round robin"),
+                    ("least_loaded", "Least loaded"),
+                ],
+                default="manual",
+                max_length=16,
+            ),
         ),
         migrations.AddField(
-            model_name='organization',
-            name='duplicate_window_days',
-            field=models.PositiveSmallIntegerField(default=30, help_text='A lead with the same email or phone within this many days is a duplicate'),
+            model_name="organization",
+            name="duplicate_window_days",
+            field=models.PositiveSmallIntegerField(
+                default=30, help_text="A lead with the same email or phone within this many days is a duplicate"
+            ),
         ),
     ]

@@ -16,6 +16,8 @@ from django.utils import timezone
 
 from accounts.constants import Role
 from accounts.models import Membership
+from accounts.services import audit_record
+from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leadflow.tenancy.context import organization_scope
 
 from ..constants import AssignmentStrategy, StageKind
@@ -124,3 +126,34 @@ def unassigned_queue(queryset=None):
     return queryset.filter(
         Q(owner__isnull=True) & Q(duplicate_of__isnull=True) & Q(stage__kind=StageKind.OPEN)
     ).order_by("received_at", "id")
+
+
+@transaction.atomic
+def agent_set_lead_settings(
+    *, membership: Membership, actor, receives_leads: bool, lead_capacity: int, request=None
+) -> Membership:
+    """Whether a member takes new leads, and how many open ones at most; room made is handed out right away."""
+    from ..tasks import drain_assignment_queue
+
+    if actor is not None and not actor.has_role(Role.ADMIN):
+        raise PermissionDeniedError("Only admins and owners change who takes leads.", field="lead_capacity")
+    if lead_capacity < 0:
+        raise ServiceError("Capacity cannot be negative (0 means no limit).", field="lead_capacity")
+    changes = {}
+    for name, value in (("receives_leads", receives_leads), ("lead_capacity", lead_capacity)):
+        if getattr(membership, name) != value:
+            changes[name] = [getattr(membership, name), value]
+            setattr(membership, name, value)
+    if changes:
+        membership.save(update_fields=list(changes))
+        audit_record(
+            organization=membership.organization,
+            action="membership.lead_settings_changed",
+            actor=actor.user if actor else None,
+            target=membership,
+            changes={**changes, "user": membership.user.email},
+            request=request,
+        )
+        organization = membership.organization
+        transaction.on_commit(lambda: drain_assignment_queue.delay(organization.pk))
+    return membership

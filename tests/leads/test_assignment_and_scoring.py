@@ -174,3 +174,18 @@ def test_editing_a_lead_rescores_it(manager_client, organization):
     manager_client.patch(f"/api/v1/leads/{lead.pk}/", {"company": "Acme", "city": "Pune"}, format="json")
     lead.refresh_from_db()
     assert any("profile details" in reason["label"] for reason in lead.score_reasons)
+
+
+def test_admins_set_who_takes_leads_and_capacity_over_the_api(user_api_client, organization, team, arrive):
+    admin = user_api_client(Role.ADMIN)
+    membership = Membership.objects.unscoped().get(organization=organization, user=team[0])
+    response = admin.patch(
+        f"/api/v1/members/{membership.pk}/", {"receives_leads": False, "lead_capacity": 5}, format="json"
+    )
+    assert response.status_code == 200, response.content
+    assert (response.json()["receives_leads"], response.json()["lead_capacity"]) == (False, 5)
+    assert admin.patch(f"/api/v1/members/{membership.pk}/", {"lead_capacity": -1}, format="json").status_code == 400
+    owners = {arrive(organization, n).owner_id for n in range(4)}
+    assert team[0].pk not in owners
+    manager = user_api_client(Role.MANAGER)
+    assert manager.patch(f"/api/v1/members/{membership.pk}/", {"lead_capacity": 1}, format="json").status_code == 403

@@ -46,4 +46,6 @@ class Command(BaseCommand):
             raise CommandError(error.message) from error
         except ValidationError as error:
             raise CommandError(f"Invalid organization details: {'; '.join(error.messages)}") from error
-        self.stdout.write(self.style.SUCCESS(f"Organization “{organization.name}” created with slug {organization.slug}."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Organization “{organization.name}” created with slug {organization.slug}.")
+        )

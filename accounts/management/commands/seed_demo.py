@@ -8,6 +8,7 @@ from accounts.models import Invitation, Membership, Organization, User
 from accounts.services import invitation_create, organization_create
 from billing.models import Plan
 from billing.services import plans_seed
+from leads.demo import demo_leads_seed
 
 DEMO_SLUG = "demo-realty"
 TEAMMATES = [
@@ -24,7 +25,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         password = os.environ.get("DEMO_PASSWORD", "leadflow-demo")
         plans_seed()
-        owner, _ = User.objects.get_or_create(email="demo@leadflow.local", defaults={"first_name": "Dev", "last_name": "Demo"})
+        owner, _ = User.objects.get_or_create(
+            email="demo@leadflow.local", defaults={"first_name": "Dev", "last_name": "Demo"}
+        )
         owner.set_password(password)
         owner.save()
         organization = Organization.objects.filter(slug=DEMO_SLUG).first()
@@ -51,6 +54,15 @@ class Command(BaseCommand):
                 user.active_organization = organization
             user.save()
             Membership.objects.unscoped().get_or_create(organization=organization, user=user, defaults={"role": role})
-        if not Invitation.objects.unscoped().filter(organization=organization, email="new.hire@leadflow.local").exists():
-            invitation_create(organization=organization, email="new.hire@leadflow.local", role=Role.AGENT, inviter=owner_membership)
+        if (
+            not Invitation.objects.unscoped()
+            .filter(organization=organization, email="new.hire@leadflow.local")
+            .exists()
+        ):
+            invitation_create(
+                organization=organization, email="new.hire@leadflow.local", role=Role.AGENT, inviter=owner_membership
+            )
+        leads = demo_leads_seed(organization=organization)
+        if leads:
+            self.stdout.write(f"Added {leads} demo leads.")
         self.stdout.write(self.style.SUCCESS(f"Demo workspace ready: log in as demo@leadflow.local / {password}"))

@@ -1,0 +1,84 @@
+"""Believable leads for the demo workspace, through the real intake pipeline (so they are scored and assigned)."""
+
+from __future__ import annotations
+
+import random
+from datetime import timedelta
+
+from django.utils import timezone
+
+from leadflow.tenancy.context import organization_scope
+
+from .constants import LeadSource
+from .intake.pipeline import lead_intake
+from .models import Lead
+
+FIRST = [
+    "Asha",
+    "Ravi",
+    "Meena",
+    "Karan",
+    "Priya",
+    "Vikram",
+    "Neha",
+    "Arjun",
+    "Sana",
+    "Rahul",
+    "Isha",
+    "Dev",
+    "Pooja",
+    "Aman",
+]
+LAST = ["Verma", "Kumar", "Iyer", "Shah", "Sharma", "Reddy", "Nair", "Mehta", "Khan", "Gupta", "Das", "Joshi"]
+CITIES = [
+    ("Pune", "MH"),
+    ("Mumbai", "MH"),
+    ("Bengaluru", "KA"),
+    ("Chennai", "TN"),
+    ("Hyderabad", "TG"),
+    ("Delhi", "DL"),
+]
+SOURCES = [
+    LeadSource.FACEBOOK,
+    LeadSource.GOOGLE_ADS,
+    LeadSource.FORM,
+    LeadSource.API,
+    LeadSource.LINKEDIN,
+    LeadSource.CSV,
+]
+
+
+def demo_leads_seed(*, organization, count: int = 40) -> int:
+    """Create the demo leads once (identified by their external ids); returns how many were created."""
+    rng = random.Random(42)  # the same demo every time
+    created = 0
+    with organization_scope(organization):
+        if Lead.objects.filter(external_id="demo-0").exists():
+            return 0
+        for n in range(count):
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            city, state = rng.choice(CITIES)
+            payload = {
+                "external_id": f"demo-{n}",
+                "first_name": first,
+                "last_name": last,
+                "email": f"{first}.{last}{n}@example.com".lower(),
+                "phone": f"+91 9{rng.randint(100000000, 999999999)}",
+                "city": city,
+                "state": state,
+                "custom": {
+                    "budget": rng.choice([2500000, 4500000, 8000000]),
+                    "timeline": rng.choice(["this month", "3 months", "just looking"]),
+                },
+                "utm": {
+                    "source": rng.choice(["facebook", "google", "newsletter"]),
+                    "campaign": rng.choice(["pune-2bhk", "diwali-offer"]),
+                },
+                "consent": {"given": True, "text": "I agree to be contacted about my enquiry.", "method": "checkbox"},
+            }
+            outcome = lead_intake(organization=organization, source=rng.choice(SOURCES), payload=payload)
+            if outcome.lead is not None:
+                received = timezone.now() - timedelta(hours=rng.randint(0, 24 * 20))
+                Lead.objects.filter(pk=outcome.lead.pk).update(received_at=received)
+                created += outcome.is_new
+    return created
