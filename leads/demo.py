@@ -35,7 +35,7 @@ CITIES = [
     ("Mumbai", "MH"),
     ("Bengaluru", "KA"),
     ("Chennai", "TN"),
-    ("Hyderabad", "TG"),
+    ("Hyderabad", "Telangana"),
     ("Delhi", "DL"),
 ]
 SOURCES = [
@@ -50,7 +50,7 @@ SOURCES = [
 
 def demo_leads_seed(*, organization, count: int = 40) -> int:
     """Create the demo leads once (identified by their external ids); returns how many were created."""
-    rng = random.Random(42)  # the same demo every time
+    rng = random.Random(42)  # noqa: S311 - the same demo every time, nothing secret
     created = 0
     with organization_scope(organization):
         if Lead.objects.filter(external_id="demo-0").exists():
@@ -63,7 +63,7 @@ def demo_leads_seed(*, organization, count: int = 40) -> int:
                 "first_name": first,
                 "last_name": last,
                 "email": f"{first}.{last}{n}@example.com".lower(),
-                "phone": f"+91 9{rng.randint(100000000, 999999999)}",
+                "phone": f"+91 98{rng.randint(10000000, 99999999)}",
                 "city": city,
                 "state": state,
                 "custom": {
