@@ -345,6 +345,8 @@ def test_tenancy_walk(route: ApiRoute, principal: str):
             assert not any(marker in text for marker in _markers(theirs)), (
                 f"{route.name} as {principal} of B shows A's data"
             )
+            if action in getattr(route.viewset, "summary_actions", ()):
+                continue  # figures, not rows (their own tests prove they count one organization)
             assert any(marker in text for marker in _markers(ours)), (
                 f"{route.name} shows none of B's own data: the walk proves nothing"
             )

@@ -197,6 +197,14 @@ class IngestResultSerializer(serializers.Serializer):
     duplicate_of = serializers.IntegerField(allow_null=True)
 
 
+class UsageSerializer(serializers.Serializer):
+    month = serializers.DateField()
+    count = serializers.IntegerField()
+    quota = serializers.IntegerField(help_text="0 means unlimited")
+    percent = serializers.IntegerField()
+    over = serializers.BooleanField()
+
+
 class NoteSerializer(serializers.ModelSerializer):
     author = UserBriefSerializer(read_only=True, allow_null=True)
 

@@ -22,7 +22,7 @@ from ..exports import export_filename, stream_leads_csv
 from ..filters import LeadFilter
 from ..intake.pipeline import IntakeOutcome, body_digest, submission_process, submission_store
 from ..models import AssignmentRule, InboundSubmission, Lead, LeadImport, PipelineStage, ScoringRule
-from ..services import imports, leads, merge, stages
+from ..services import imports, leads, merge, quota, stages
 from . import serializers as s
 
 
@@ -48,6 +48,7 @@ class LeadViewSet(OrganizationModelViewSet):
     filterset_class = LeadFilter
     ordering_fields = ["received_at", "score", "updated_at"]
     search_fields: list[str] = []  # search is the `q` filter (full text + trigram)
+    summary_actions = ("usage",)  # answers figures, not leads
     read_role = Role.VIEWER
     write_role = Role.AGENT
     action_roles = {
@@ -196,6 +197,12 @@ class LeadViewSet(OrganizationModelViewSet):
         response = StreamingHttpResponse(stream_leads_csv(queryset), content_type="text/csv; charset=utf-8")
         response["Content-Disposition"] = f'attachment; filename="{export_filename(request.organization)}"'
         return response
+
+    @extend_schema(responses={200: s.UsageSerializer})
+    @action(detail=False, methods=["get"])
+    def usage(self, request):
+        """Leads counted this month (the organization's time zone) against the plan's monthly quota."""
+        return Response(s.UsageSerializer(quota.usage_this_month(request.organization)).data)
 
     @extend_schema(responses={200: OpenApiResponse(description="A list of tags, most used first")})
     @action(detail=False, methods=["get"])

@@ -15,6 +15,7 @@ from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from accounts.constants import Role
 from leadflow.tenancy.context import organization_scope
 from leads.constants import SubmissionStatus
 from leads.intake.pipeline import lead_intake, submission_process
@@ -340,3 +341,22 @@ def test_any_json_object_is_accepted_or_rejected_never_failed(organization, payl
         )
     else:
         assert outcome.lead.email or outcome.lead.phone
+
+
+def test_usage_shows_the_month_against_the_quota(
+    ingest_client, user_api_client, organization, django_capture_on_commit_callbacks
+):
+    SubscriptionFactory(organization=organization, plan=PlanFactory(monthly_lead_quota=4))
+    with django_capture_on_commit_callbacks(execute=True):
+        post(ingest_client)
+    usage = user_api_client(Role.VIEWER).get("/api/v1/leads/usage/").json()
+    assert (usage["count"], usage["quota"], usage["percent"], usage["over"]) == (1, 4, 25, False)
+
+
+def test_usage_counts_one_organization(
+    ingest_client, user_api_client, other_organization, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        post(ingest_client)
+    theirs = user_api_client(Role.VIEWER, org=other_organization).get("/api/v1/leads/usage/").json()
+    assert theirs["count"] == 0
