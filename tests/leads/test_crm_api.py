@@ -13,7 +13,7 @@ from django.utils import timezone
 from accounts.constants import Role
 from accounts.models import AuditEvent
 from leadflow.tenancy.context import organization_scope
-from leads.models import Lead, LeadActivity, LeadNote, PipelineStage
+from leads.models import InboundSubmission, Lead, LeadActivity, LeadNote, PipelineStage
 from tests.conftest import member_of
 from tests.factories import LeadFactory, OrganizationFactory
 
@@ -151,7 +151,10 @@ def test_manual_create_goes_through_intake(manager_client):
     response = manager_client.post("/api/v1/leads/", {"full_name": "walk in", "phone": "9876543210"}, format="json")
     assert response.status_code == 201, response.content
     assert response.json()["source"] == "manual" and response.json()["first_name"] == "Walk"
-    assert manager_client.post("/api/v1/leads/", {"full_name": "no contact"}, format="json").status_code == 400
+    bad = manager_client.post("/api/v1/leads/", {"full_name": "no contact", "email": "bad@"}, format="json")
+    assert bad.status_code == 400 and "email" in bad.json()["errors"]
+    rejected = InboundSubmission.objects.unscoped().get(source="manual", status="rejected")
+    assert "bad@" in rejected.raw_body and "email" in rejected.error["errors"]
 
 
 def test_stage_won_lost_notes_and_timeline(manager_client, organization, manager):
