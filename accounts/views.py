@@ -18,6 +18,7 @@ from django.views.generic import TemplateView
 from billing.models import Plan, Subscription
 from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leadflow.tenancy.views import OrganizationRequiredMixin
+from leads.page_selectors import dashboard_lead_cards
 
 from . import selectors, services
 from .constants import Role
@@ -136,6 +137,9 @@ class DashboardView(OrganizationRequiredMixin, TemplateView):
             "open_invitations": selectors.organization_open_invitations(organization=organization).count(),
             "active_api_keys": ApiKey.objects.filter(revoked_at__isnull=True).count(),
             "recent_events": AuditEvent.objects.select_related("actor_user", "actor_api_key")[:8],
+            # Over the leads this member may see: an agent's cards count their own leads.
+            "leads": dashboard_lead_cards(organization=organization, membership=self.request.membership),
+            "can_see_queue": self.request.membership.has_role(Role.MANAGER),
         }
 
 

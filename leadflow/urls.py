@@ -16,5 +16,6 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("settings/", include((settings_urlpatterns, "settings"))),
     path("billing/", include("billing.urls")),
+    path("leads/", include("leads.urls")),
     path("", include("accounts.urls")),
 ]

@@ -8,7 +8,7 @@ from statistics import median
 from zoneinfo import ZoneInfo
 
 from django.contrib.postgres.search import SearchQuery
-from django.db.models import Count, F, Q, QuerySet
+from django.db.models import Count, F, Func, Q, QuerySet
 from django.utils import timezone
 
 from accounts.constants import Role
@@ -20,9 +20,10 @@ _DIGITS = re.compile(r"\D")
 
 
 def leads_visible_to(membership) -> QuerySet[Lead]:
-    """Agents see the leads assigned to them; managers and above (and API keys, ``membership=None``) see all."""
+    """Agents see the leads assigned to them; viewers (read-only), managers and above, and API keys
+    (``membership=None``) see all."""
     queryset = Lead.objects.all()
-    if membership is not None and not membership.has_role(Role.MANAGER):
+    if membership is not None and membership.role == Role.AGENT:
         queryset = queryset.filter(owner_id=membership.user_id)
     return queryset
 
@@ -50,12 +51,17 @@ def pipeline_stages() -> list[PipelineStage]:
     return list(PipelineStage.objects.order_by("position", "id"))
 
 
-def all_tags(queryset: QuerySet[Lead] | None = None, *, limit: int = 200) -> list[str]:
-    from django.db.models import Func
+# Tag suggestions come from the newest leads: counting over millions of rows would be slow and no more useful.
+TAG_SAMPLE = 5000
 
+
+def all_tags(queryset: QuerySet[Lead] | None = None, *, limit: int = 200) -> list[str]:
+    """Tags in use, most used first (among the newest leads)."""
     queryset = queryset if queryset is not None else Lead.objects.all()
+    recent = queryset.order_by("-received_at", "-id").values("pk")[:TAG_SAMPLE]
     rows = (
-        queryset.annotate(tag=Func(F("tags"), function="unnest"))
+        Lead.objects.filter(pk__in=recent)
+        .annotate(tag=Func(F("tags"), function="unnest"))
         .values("tag")
         .annotate(n=Count("id"))
         .order_by("-n", "tag")[:limit]

@@ -16,9 +16,10 @@ from leadflow.realtime import publish
 from leadflow.tenancy.context import organization_scope
 
 from ..constants import ImportStatus, LeadSource, SubmissionStatus
-from ..intake.mapping import ATTRIBUTION_FIELDS, CONTACT_FIELDS, canonical_key, clean_tags
+from ..intake.mapping import ATTRIBUTION_FIELDS, CONTACT_FIELDS, canonical_key
 from ..intake.pipeline import lead_intake
 from ..models import LeadImport
+from .leads import checked_tags
 
 logger = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ def payload_from_row(values: dict[str, str], mapping: dict[str, str]) -> dict[st
 
 @transaction.atomic
 def lead_import_start(*, lead_import: LeadImport, mapping: dict[str, str], tags=None) -> LeadImport:
+    # Locked: two clicks on "Start" must not queue two runs.
+    lead_import = LeadImport.objects.select_for_update().get(pk=lead_import.pk)
     if lead_import.status != ImportStatus.UPLOADED:
         raise ServiceError("This import has already started.", field="mapping")
     unknown_columns = set(mapping) - set(lead_import.headers)
@@ -150,7 +153,7 @@ def lead_import_start(*, lead_import: LeadImport, mapping: dict[str, str], tags=
     if not {"email", "phone"} & set(targets):
         raise ServiceError("Map a column to email or phone: a lead needs a way to reach them.", field="mapping")
     lead_import.mapping = {column: mapping.get(column, SKIP) for column in lead_import.headers}
-    lead_import.tags = clean_tags(list(tags or []))
+    lead_import.tags = checked_tags(list(tags or []))
     lead_import.status = ImportStatus.QUEUED
     lead_import.save(update_fields=["mapping", "tags", "status"])
 

@@ -19,6 +19,7 @@ from leadflow.realtime import publish, publish_to_user
 from ..constants import ActivityKind, StageKind
 from ..intake.custom_fields import custom_field_schema
 from ..intake.mapping import CONTACT_FIELDS, clean_lead_fields, clean_tags
+from ..intake.normalize import NormalizationError
 from ..models import Lead, LeadNote, PipelineStage, ScoringRule
 from ..scoring import get_scorer
 from .activity import activity_record
@@ -238,12 +239,20 @@ def lead_add_note(*, lead: Lead, author, body: str) -> LeadNote:
     return note
 
 
+def checked_tags(value, *, field: str = "tags") -> list[str]:
+    """Tags cleaned as at intake; too many (or not a list) is the caller's input error."""
+    try:
+        return clean_tags(list(value) if isinstance(value, list | tuple | set) else value)
+    except NormalizationError as error:
+        raise ServiceError(str(error), field=field) from None
+
+
 @transaction.atomic
 def lead_set_tags(*, lead: Lead, actor, add=(), remove=()) -> Lead:
-    add, remove = clean_tags(list(add)), set(clean_tags(list(remove)))
+    add, remove = checked_tags(add), set(checked_tags(remove))
     tags = [t for t in lead.tags if t not in remove]
     tags += [t for t in add if t not in tags]
-    clean_tags(tags)  # enforces the maximum
+    checked_tags(tags)  # enforces the maximum
     if tags != lead.tags:
         added, removed = sorted(set(tags) - set(lead.tags)), sorted(set(lead.tags) - set(tags))
         lead.tags = tags
@@ -327,7 +336,7 @@ def leads_bulk_action(
             lead_assign(lead=lead, owner=owner, actor=actor)
         detail = {"owner": owner.email if owner else None}
     elif action in ("tag", "untag"):
-        tags = clean_tags(value)
+        tags = checked_tags(value, field="value")
         if not tags:
             raise ServiceError("Give at least one tag.", field="value")
         for lead in leads:

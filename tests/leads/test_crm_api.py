@@ -276,3 +276,19 @@ def test_list_query_count_does_not_grow(manager_client, organization, django_ass
     with django_assert_max_num_queries(3):  # membership, stages for the filter form?, the page
         response = manager_client.get("/api/v1/leads/", {"page_size": 30})
     assert len(response.json()["results"]) == 30
+
+
+def test_too_many_tags_is_a_field_error_not_a_crash(manager_client, organization):
+    lead = LeadFactory(organization=organization)
+    tags = [f"t{n}" for n in range(31)]
+    response = manager_client.patch(f"/api/v1/leads/{lead.pk}/", {"tags": tags}, format="json")
+    assert response.status_code == 400 and "tags" in response.json()["errors"]
+    bulk = manager_client.post("/api/v1/leads/bulk/", {"action": "tag", "ids": [lead.pk], "value": tags}, format="json")
+    assert bulk.status_code == 400 and "value" in bulk.json()["errors"]
+
+
+def test_viewers_read_every_lead_but_change_none(user_api_client, organization):
+    lead = LeadFactory(organization=organization)
+    viewer = user_api_client(Role.VIEWER)
+    assert lead.pk in {row["id"] for row in viewer.get("/api/v1/leads/").json()["results"]}
+    assert viewer.patch(f"/api/v1/leads/{lead.pk}/", {"company": "X"}, format="json").status_code == 403
