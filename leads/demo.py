@@ -7,11 +7,13 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from accounts.constants import Role
+from accounts.models import Membership
 from leadflow.tenancy.context import organization_scope
 
 from .constants import LeadSource
 from .intake.pipeline import lead_intake
-from .models import Lead
+from .models import Lead, PipelineStage
 
 FIRST = [
     "Asha",
@@ -55,6 +57,13 @@ def demo_leads_seed(*, organization, count: int = 40) -> int:
     with organization_scope(organization):
         if Lead.objects.filter(external_id="demo-0").exists():
             return 0
+        # Spread the demo over the pipeline and the team, as a workspace a few weeks in would be.
+        stages = [
+            stage
+            for stage in PipelineStage.objects.order_by("position")
+            for _ in range(3 if stage.position == 0 else 1)
+        ]
+        workers = [m.user for m in Membership.objects.select_related("user").exclude(role=Role.VIEWER)]
         for n in range(count):
             first, last = rng.choice(FIRST), rng.choice(LAST)
             city, state = rng.choice(CITIES)
@@ -79,6 +88,11 @@ def demo_leads_seed(*, organization, count: int = 40) -> int:
             outcome = lead_intake(organization=organization, source=rng.choice(SOURCES), payload=payload)
             if outcome.lead is not None:
                 received = timezone.now() - timedelta(hours=rng.randint(0, 24 * 20))
-                Lead.objects.filter(pk=outcome.lead.pk).update(received_at=received)
+                stage = rng.choice(stages)
+                contacted = received + timedelta(minutes=rng.randint(2, 240)) if stage.position > 0 else None
+                owner = rng.choice(workers) if stage.position > 0 and workers else None
+                Lead.objects.filter(pk=outcome.lead.pk).update(
+                    received_at=received, stage=stage, first_contacted_at=contacted, owner=owner, assigned_at=contacted
+                )
                 created += outcome.is_new
     return created
