@@ -14,6 +14,7 @@ from leadflow.tenancy.context import organization_scope
 from .constants import LeadSource
 from .intake.pipeline import lead_intake
 from .models import Lead, PipelineStage
+from .services.rescoring import leads_rescore
 
 FIRST = [
     "Asha",
@@ -95,4 +96,5 @@ def demo_leads_seed(*, organization, count: int = 40) -> int:
                     received_at=received, stage=stage, first_contacted_at=contacted, owner=owner, assigned_at=contacted
                 )
                 created += outcome.is_new
+    leads_rescore(organization=organization)  # recency points follow the back-dated arrival times
     return created
