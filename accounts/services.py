@@ -324,7 +324,11 @@ def invitation_revoke(*, invitation: Invitation, actor: Membership, request=None
 @transaction.atomic
 def invitation_accept(*, token: str, user: User, request=None) -> Membership:
     invitation = (
-        Invitation.objects.unscoped().select_for_update().select_related("organization").filter(token=token).first()
+        Invitation.objects.unscoped()
+        .select_for_update(of=("self",))
+        .select_related("organization")
+        .filter(token=token)
+        .first()
     )
     if invitation is None:
         raise ServiceError("This invitation link is not valid.", code="not_found")

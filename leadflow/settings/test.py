@@ -7,6 +7,7 @@ from .base import env
 
 DEBUG = False
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/leadflow")}
+DATABASES["default"]["OPTIONS"] = {"options": "-c jit=off"}  # as shipped (base.py)
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/1")
 # Each pytest run (and each xdist worker) gets its own key space, so parallel runs never see each other.
 _RUN_PREFIX = f"leadflow-test-{os.getpid()}"

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import parse_qsl
 
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from leadflow.tenancy.context import organization_scope
@@ -26,7 +26,7 @@ from ..constants import ActivityKind, LeadSource, SubmissionStatus
 from ..models import InboundSubmission, Lead
 from ..services.activity import activity_record
 from ..services.outbox import outbox_publish
-from ..services.stages import stage_for_new_lead
+from ..services.stages import first_open_stage_id
 from .custom_fields import custom_field_schema
 from .mapping import clean_lead_fields, json_safe, map_payload
 from .normalize import NormalizationError
@@ -54,6 +54,15 @@ class IntakeOutcome:
 
 def safe_headers(headers) -> dict[str, str]:
     return {k: str(v)[:1000] for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
+
+
+def _commit_without_waiting_for_disk() -> None:
+    """The raw payload's own commit skips the WAL flush wait: the processing transaction that follows (or the
+    outcome written when processing fails) flushes the WAL up to and past it before the sender gets an answer, so
+    nothing the sender was told is stored can be lost. It saves one disk wait per submission."""
+    if len(connection.atomic_blocks) == 1:  # only when this is the whole transaction, not a savepoint in another
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO OFF")
 
 
 def storable_text(raw_body: str | bytes) -> str:
@@ -91,11 +100,9 @@ def submission_store(
         idempotency_key=idempotency_key[:255],
         body_sha256=body_digest(raw_body),
     )
-    if not idempotency_key:
-        submission.save()
-        return submission, True
     try:
         with transaction.atomic():
+            _commit_without_waiting_for_disk()
             submission.save()
         return submission, True
     except IntegrityError:
@@ -188,12 +195,14 @@ def _create_or_match(submission: InboundSubmission, fields: dict[str, Any], acto
         lead = Lead(
             organization=organization,
             source=source,
-            stage=stage_for_new_lead(organization=organization),
+            # The first open stage, looked up inside the INSERT: one round trip fewer per lead.
+            stage_id=first_open_stage_id(organization),
             received_at=submission.received_at,
             duplicate_of=original,
             **fields,
         )
         lead.save()
+        lead.__dict__.pop("stage_id")  # the database chose it: loaded from there if anyone asks
         label = LeadSource(source).label
         if original is not None:
             Lead.objects.filter(pk=original.pk).update(duplicate_count=F("duplicate_count") + 1)
@@ -225,23 +234,31 @@ def _create_or_match(submission: InboundSubmission, fields: dict[str, Any], acto
 
 
 def _find_match(organization, source: str, fields: dict[str, Any], *, received_at) -> tuple[Lead | None, Lead | None]:
-    """(the lead this exact submission already made, the original lead it duplicates) — at most one is set."""
+    """(the lead this exact submission already made, the original lead it duplicates) — at most one is set.
+
+    One UNION ALL of single-index lookups (external id, email, phone): an OR across them makes PostgreSQL scan the
+    whole table, which at a million leads costs a second per submission.
+    """
     email, phone, external_id = fields.get("email"), fields.get("phone"), fields.get("external_id")
     window_start = received_at - timedelta(days=organization.duplicate_window_days)
-    contact = Q()
-    if email:
-        contact |= Q(email=email)
-    if phone:
-        contact |= Q(phone=phone)
-    condition = Q()
-    if contact:
-        condition |= contact & Q(duplicate_of__isnull=True, received_at__gte=window_start)
+    originals = Lead.objects.filter(duplicate_of__isnull=True, received_at__gte=window_start).order_by(
+        "received_at", "id"
+    )
+    branches = []
     if external_id:
-        condition |= Q(source=source, external_id=external_id)
-    candidates = list(Lead.objects.filter(condition).order_by("received_at", "id")[:10])
+        branches.append(Lead.objects.filter(source=source, external_id=external_id).exclude(external_id="")[:1])
+    if email:
+        branches.append(originals.filter(email=email).exclude(email="")[:1])
+    if phone:
+        branches.append(originals.filter(phone=phone).exclude(phone="")[:1])
+    if not branches:
+        return None, None
+    query = branches[0].union(*branches[1:], all=True) if len(branches) > 1 else branches[0]
+    candidates = list(query)
     for lead in candidates:
         if external_id and lead.source == source and lead.external_id == external_id:
             return lead, None
+    candidates.sort(key=lambda lead: (lead.received_at, lead.pk))
     return None, candidates[0] if candidates else None
 
 

@@ -56,7 +56,7 @@ def outbox_handle(event_id: int) -> bool:
     with transaction.atomic():
         event = (
             OutboxEvent.objects.unscoped()
-            .select_for_update(skip_locked=True)
+            .select_for_update(skip_locked=True, of=("self",))  # not the organization row: FK checks need it
             .select_related("organization")
             .filter(pk=event_id, handled_at__isnull=True)
             .first()
