@@ -34,6 +34,27 @@ def _send(group: str, event: str, payload: dict[str, Any]) -> None:
         logger.exception("could not publish %s to %s", event, group)
 
 
+def _send_many(group: str, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+
+    async def send_all():
+        for event, payload in messages:
+            await layer.group_send(group, {"type": "event.message", "event": event, "payload": payload})
+
+    try:
+        async_to_sync(send_all)()
+    except Exception:  # best effort, as in _send
+        logger.exception("could not publish %d events to %s", len(messages), group)
+
+
+def publish_many(organization, messages: list[tuple[str, dict[str, Any]]]) -> None:
+    """Several events to one organization after commit, in one trip through the event loop."""
+    group = organization_group(organization.pk)
+    transaction.on_commit(lambda: _send_many(group, messages))
+
+
 def publish(organization, event: str, payload: dict[str, Any]) -> None:
     """Send ``event`` to every connected member of ``organization`` once the transaction commits."""
     group = organization_group(organization.pk)

@@ -1,35 +1,51 @@
-"""What happens after a lead arrives, run by the outbox worker (see :mod:`leads.services.outbox`)."""
+"""What happens after a lead arrives, run by the outbox worker (see :mod:`leads.services.outbox`).
+
+The handlers take a batch of one organization's events: a burst of leads is scored, counted against the quota,
+assigned and announced with a handful of queries.
+"""
 
 from __future__ import annotations
 
-from leadflow.realtime import publish
+from leadflow.realtime import publish_many
 
-from .models import Lead
+from .models import Lead, ScoringRule
+from .scoring import get_scorer
 from .services.assignment import assign_new_lead
 from .services.leads import lead_rescore, lead_summary
-from .services.outbox import outbox_handler
-from .services.quota import quota_count_lead
+from .services.outbox import outbox_batch_handler
+from .services.quota import quota_count_leads
 
 
-def _lead(event) -> Lead | None:
-    return Lead.objects.select_related("stage", "organization").filter(pk=event.payload["lead_id"]).first()
+def _leads(events) -> list[Lead]:
+    """The events' leads, in event order; leads deleted before the worker got to them are skipped."""
+    ids = [event.payload["lead_id"] for event in events]
+    found = Lead.objects.select_related("stage", "organization").in_bulk(ids)
+    return [found[pk] for pk in ids if pk in found]
 
 
-@outbox_handler("lead.created")
-def on_lead_created(event) -> None:
-    lead = _lead(event)
-    if lead is None:  # deleted before the worker got to it
+def _rescore(leads: list[Lead]) -> None:
+    rules, scorer = list(ScoringRule.objects.filter(is_active=True)), get_scorer()
+    changed = [lead for lead in leads if lead_rescore(lead, rules=rules, scorer=scorer, save=False)]
+    if changed:
+        Lead.objects.bulk_update(changed, ["score", "grade", "score_reasons"])
+
+
+@outbox_batch_handler("lead.created")
+def on_leads_created(events) -> None:
+    leads = _leads(events)
+    if not leads:
         return
-    lead_rescore(lead)
-    quota_count_lead(lead)
-    assign_new_lead(lead)
-    publish(lead.organization, "lead.created", lead_summary(lead))
+    _rescore(leads)
+    quota_count_leads(leads)
+    for lead in leads:
+        assign_new_lead(lead)
+    publish_many(leads[0].organization, [("lead.created", lead_summary(lead)) for lead in leads])
 
 
-@outbox_handler("lead.duplicate")
-def on_lead_duplicate(event) -> None:
-    lead = _lead(event)
-    if lead is None:
+@outbox_batch_handler("lead.duplicate")
+def on_leads_duplicated(events) -> None:
+    leads = _leads(events)
+    if not leads:
         return
-    lead_rescore(lead)
-    publish(lead.organization, "lead.duplicate", lead_summary(lead))
+    _rescore(leads)
+    publish_many(leads[0].organization, [("lead.duplicate", lead_summary(lead)) for lead in leads])

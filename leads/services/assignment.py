@@ -80,12 +80,16 @@ def _give(lead: Lead, membership: Membership) -> None:
     lead_assign(lead=lead, owner=membership.user, actor=None, automatic=True)
 
 
-@transaction.atomic
 def assign_new_lead(lead: Lead) -> Membership | None:
     """Assign a just-created lead by the organization's strategy; ``None`` leaves it in the queue."""
     organization = lead.organization
     if organization.assignment_strategy == AssignmentStrategy.MANUAL or lead.owner_id or lead.duplicate_of_id:
-        return None
+        return None  # decided without touching the database
+    return _assign_new_lead(lead, organization)
+
+
+@transaction.atomic
+def _assign_new_lead(lead: Lead, organization) -> Membership | None:
     _lock_organization_assignment(organization)
     rules = list(AssignmentRule.objects.filter(is_active=True).prefetch_related("agents"))
     membership = pick_agent(lead, strategy=organization.assignment_strategy, rules=rules)

@@ -14,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from leadflow.tenancy.context import organization_scope
@@ -23,6 +24,10 @@ from ..models import OutboxEvent
 logger = logging.getLogger(__name__)
 
 _HANDLERS: dict[str, list[Callable[[OutboxEvent], None]]] = defaultdict(list)
+_BATCH_HANDLERS: dict[str, list[Callable[[list[OutboxEvent]], None]]] = defaultdict(list)
+# A worker that picks up one event takes along the organization's other pending events of that topic, so a burst
+# of leads is scored, counted and announced in a few queries instead of a few per lead.
+BATCH_SIZE = 100
 # An event not handled this long after it was written is sent again by the sweep.
 SWEEP_AFTER = timedelta(seconds=60)
 MAX_ATTEMPTS = 10
@@ -31,6 +36,16 @@ MAX_ATTEMPTS = 10
 def outbox_handler(topic: str):
     def register(function):
         _HANDLERS[topic].append(function)
+        return function
+
+    return register
+
+
+def outbox_batch_handler(topic: str):
+    """Register a handler that takes a list of events of ``topic`` (all of one organization)."""
+
+    def register(function):
+        _BATCH_HANDLERS[topic].append(function)
         return function
 
     return register
@@ -52,30 +67,41 @@ def _enqueue(event_id: int) -> None:
 
 
 def outbox_handle(event_id: int) -> bool:
-    """Run the handlers of one event; ``False`` when it was already handled (or is being handled elsewhere)."""
+    """Run the handlers of an event (and of its organization's other pending events of the same topic).
+
+    ``False`` when it was already handled, is being handled elsewhere, or its handlers failed (it stays pending
+    for the sweep).
+    """
     with transaction.atomic():
-        event = (
+        pending = (
             OutboxEvent.objects.unscoped()
-            .select_for_update(skip_locked=True, of=("self",))  # not the organization row: FK checks need it
-            .select_related("organization")
-            .filter(pk=event_id, handled_at__isnull=True)
-            .first()
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(handled_at__isnull=True)
         )
-        if event is None:
+        first = pending.select_related("organization").filter(pk=event_id).first()
+        if first is None:
             return False
-        event.attempts += 1
+        others = pending.filter(
+            organization_id=first.organization_id, topic=first.topic, attempts__lt=MAX_ATTEMPTS
+        ).exclude(pk=first.pk)
+        events = [first, *others.order_by("created_at", "id")[: BATCH_SIZE - 1]]
+        ids = [event.pk for event in events]
         try:
-            with transaction.atomic(), organization_scope(event.organization):
-                for handler in _HANDLERS.get(event.topic, []):
-                    handler(event)
+            with transaction.atomic(), organization_scope(first.organization):
+                for batch_handler in _BATCH_HANDLERS.get(first.topic, []):
+                    batch_handler(events)
+                for handler in _HANDLERS.get(first.topic, []):
+                    for event in events:
+                        handler(event)
         except Exception as error:
-            event.last_error = f"{type(error).__name__}: {error}"[:2000]
-            event.save(update_fields=["attempts", "last_error"])
-            logger.exception("outbox event %s (%s) failed", event.pk, event.topic)
+            OutboxEvent.objects.unscoped().filter(pk__in=ids).update(
+                attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
+            )
+            logger.exception("outbox events %s (%s) failed", ids, first.topic)
             return False
-        event.handled_at = timezone.now()
-        event.last_error = ""
-        event.save(update_fields=["attempts", "handled_at", "last_error"])
+        OutboxEvent.objects.unscoped().filter(pk__in=ids).update(
+            handled_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
+        )
         return True
 
 

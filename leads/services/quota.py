@@ -29,37 +29,50 @@ def monthly_quota(organization) -> int:
     return subscription.plan.monthly_lead_quota if subscription else 0
 
 
-def quota_count_lead(lead: Lead) -> int:
-    """Count an accepted lead against this month's quota; flags it and alerts the owners when over."""
-    organization = lead.organization
-    month = month_start(organization, lead.received_at)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            # One statement, no read-modify-write race between concurrent workers.
-            """
-            INSERT INTO leads_monthlyleadusage (organization_id, month, lead_count)
-            VALUES (%s, %s, 1)
-            ON CONFLICT (organization_id, month) DO UPDATE SET lead_count = leads_monthlyleadusage.lead_count + 1
-            RETURNING lead_count
-            """,
-            [organization.pk, month],
-        )
-        count = cursor.fetchone()[0]
-    quota = monthly_quota(organization)
-    if quota and count > quota:
-        Lead.objects.filter(pk=lead.pk).update(over_quota=True)
-        lead.over_quota = True
-        activity_record(
-            lead=lead,
-            kind=ActivityKind.QUOTA,
-            message=f"Lead {count} of a {quota}-lead monthly plan: stored and flagged",
-        )
+def quota_count_leads(leads: list[Lead]) -> None:
+    """Count accepted leads (of one organization) against their month's quota, one upsert per month; leads past
+    the quota are flagged and the owners alerted once that month."""
+    if not leads:
+        return
+    organization = leads[0].organization
+    by_month: dict = {}
+    for lead in sorted(leads, key=lambda lead: (lead.received_at, lead.pk)):
+        by_month.setdefault(month_start(organization, lead.received_at), []).append(lead)
+    quota = None
+    for month, month_leads in by_month.items():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                # One statement, no read-modify-write race between concurrent workers.
+                """
+                INSERT INTO leads_monthlyleadusage (organization_id, month, lead_count)
+                VALUES (%s, %s, %s)
+                ON CONFLICT (organization_id, month)
+                DO UPDATE SET lead_count = leads_monthlyleadusage.lead_count + EXCLUDED.lead_count
+                RETURNING lead_count
+                """,
+                [organization.pk, month, len(month_leads)],
+            )
+            total = cursor.fetchone()[0]
+        quota = monthly_quota(organization) if quota is None else quota
+        first_number = total - len(month_leads) + 1
+        over = [
+            (number, lead) for number, lead in enumerate(month_leads, start=first_number) if quota and number > quota
+        ]
+        if not over:
+            continue
+        Lead.objects.filter(pk__in=[lead.pk for _, lead in over]).update(over_quota=True)
+        for number, lead in over:
+            lead.over_quota = True
+            activity_record(
+                lead=lead,
+                kind=ActivityKind.QUOTA,
+                message=f"Lead {number} of a {quota}-lead monthly plan: stored and flagged",
+            )
         alerted = MonthlyLeadUsage.objects.filter(
             organization=organization, month=month, over_quota_alerted_at__isnull=True
         ).update(over_quota_alerted_at=timezone.now())
         if alerted:
             _alert_owners(organization, quota=quota, month=month)
-    return count
 
 
 def _alert_owners(organization, *, quota: int, month) -> None:

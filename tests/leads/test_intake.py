@@ -362,3 +362,22 @@ def test_usage_counts_one_organization(
         post(ingest_client)
     theirs = user_api_client(Role.VIEWER, org=other_organization).get("/api/v1/leads/usage/").json()
     assert theirs["count"] == 0
+
+
+def test_one_worker_pass_handles_a_burst_in_a_batch(organization, monkeypatch, django_assert_max_num_queries):
+    monkeypatch.setattr(outbox, "_enqueue", lambda event_id: None)  # the broker is slow: events pile up
+    leads = [
+        lead_intake(organization=organization, source="api", payload={"email": f"burst{n}@example.com"}).lead
+        for n in range(20)
+    ]
+    first = OutboxEvent.objects.unscoped().get(payload__lead_id=leads[0].pk)
+    with django_assert_max_num_queries(16):  # not per lead: lock, events, leads, rules, scores, usage, plan, marks
+        assert outbox.outbox_handle(first.pk) is True
+    assert not OutboxEvent.objects.unscoped().filter(organization=organization, handled_at__isnull=True).exists()
+    assert all(
+        score > 0
+        for score in Lead.objects.unscoped().filter(pk__in=[lead.pk for lead in leads]).values_list("score", flat=True)
+    )
+    assert MonthlyLeadUsage.objects.unscoped().get(organization=organization).lead_count == 20
+    # The tasks queued for the others find them handled and do nothing.
+    assert outbox.outbox_handle(OutboxEvent.objects.unscoped().get(payload__lead_id=leads[5].pk).pk) is False
