@@ -292,3 +292,16 @@ def test_viewers_read_every_lead_but_change_none(user_api_client, organization):
     viewer = user_api_client(Role.VIEWER)
     assert lead.pk in {row["id"] for row in viewer.get("/api/v1/leads/").json()["results"]}
     assert viewer.patch(f"/api/v1/leads/{lead.pk}/", {"company": "X"}, format="json").status_code == 403
+
+
+def test_the_fast_list_rows_match_the_declared_serializer(organization, manager):
+    from leads.api.serializers import LeadListSerializer
+    from rest_framework import serializers as drf
+
+    lead = LeadFactory(
+        organization=organization, owner=manager, deal_value="1234.50", first_contacted_at=timezone.now()
+    )
+    lead = Lead.objects.unscoped().select_related("stage", "owner").get(pk=lead.pk)
+    fast = LeadListSerializer(lead).data
+    slow = drf.ModelSerializer.to_representation(LeadListSerializer(), lead)
+    assert dict(fast) == dict(slow)
