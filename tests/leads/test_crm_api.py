@@ -295,8 +295,9 @@ def test_viewers_read_every_lead_but_change_none(user_api_client, organization):
 
 
 def test_the_fast_list_rows_match_the_declared_serializer(organization, manager):
-    from leads.api.serializers import LeadListSerializer
     from rest_framework import serializers as drf
+
+    from leads.api.serializers import LeadListSerializer
 
     lead = LeadFactory(
         organization=organization, owner=manager, deal_value="1234.50", first_contacted_at=timezone.now()
