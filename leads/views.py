@@ -50,7 +50,7 @@ from .page_selectors import (
     recent_imports,
     recent_tags,
 )
-from .selectors import lead_timeline, leads_visible_to, pipeline_stages
+from .selectors import lead_timeline, leads_visible_to, pipeline_stages, search_plan
 from .services import imports as import_services
 from .services.leads import (
     lead_add_note,
@@ -113,7 +113,8 @@ def list_results_context(request, query: QueryDict) -> dict:
     """The table, the bulk bar and the pager for ``query`` (the list's query string)."""
     visible = leads_visible_to(request.membership)
     filterset = LeadFilter(lead_filter_params(query), queryset=visible, request=request)
-    page = leads_page(filterset.qs.select_related("stage", "owner"), cursor=query.get("cursor"))
+    with search_plan(query.get("q", "")):
+        page = leads_page(filterset.qs.select_related("stage", "owner"), cursor=query.get("cursor"))
     filtered = any(value.strip() for name, values in query.lists() if name != "cursor" for value in values)
     first, older = query.copy(), query.copy()
     first.pop("cursor", None)

@@ -83,6 +83,10 @@ class LeadViewSet(OrganizationModelViewSet):
             return queryset.only(*LIST_COLUMNS)
         return queryset.defer("search_vector", "search_text")
 
+    def list(self, request, *args, **kwargs):
+        with selectors.search_plan(request.query_params.get("q", "")):
+            return super().list(request, *args, **kwargs)
+
     def get_serializer_class(self):
         if self.action == "list":
             return s.LeadListSerializer

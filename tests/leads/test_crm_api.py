@@ -306,3 +306,32 @@ def test_the_fast_list_rows_match_the_declared_serializer(organization, manager)
     fast = LeadListSerializer(lead).data
     slow = drf.ModelSerializer.to_representation(LeadListSerializer(), lead)
     assert dict(fast) == dict(slow)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("asha@example.com", True),
+        ("98123", True),
+        ("Asha Verma", True),
+        ("example.com", True),
+        ("asha", False),
+        ("", False),
+    ],
+)
+def test_needle_searches_collect_matches_from_the_search_indexes(text, needle):
+    from leads.selectors import search_is_a_needle
+
+    assert search_is_a_needle(text) is needle
+
+
+def test_filtered_lists_do_not_ask_for_distinct_rows(manager_client, organization, django_assert_max_num_queries):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    s = stages(organization)
+    LeadFactory(organization=organization, stage=s["Qualified"])
+    with CaptureQueriesContext(connection) as queries:
+        response = manager_client.get("/api/v1/leads/", {"stage": s["Qualified"].pk, "source": "api", "grade": "cold"})
+    assert len(response.json()["results"]) == 1
+    assert not any("DISTINCT" in query["sql"] for query in queries.captured_queries)
