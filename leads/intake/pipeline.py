@@ -241,12 +241,14 @@ def _find_match(organization, source: str, fields: dict[str, Any], *, received_a
     """
     email, phone, external_id = fields.get("email"), fields.get("phone"), fields.get("external_id")
     window_start = received_at - timedelta(days=organization.duplicate_window_days)
-    originals = Lead.objects.filter(duplicate_of__isnull=True, received_at__gte=window_start).order_by(
-        "received_at", "id"
+    # Only what deciding (and naming the original) needs: a whole lead per branch is most of the query's cost.
+    leads = Lead.objects.only(
+        "pk", "source", "external_id", "received_at", "duplicate_of_id", "full_name", "email", "phone"
     )
+    originals = leads.filter(duplicate_of__isnull=True, received_at__gte=window_start).order_by("received_at", "id")
     branches = []
     if external_id:
-        branches.append(Lead.objects.filter(source=source, external_id=external_id).exclude(external_id="")[:1])
+        branches.append(leads.filter(source=source, external_id=external_id).exclude(external_id="")[:1])
     if email:
         branches.append(originals.filter(email=email).exclude(email="")[:1])
     if phone:
