@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrate superuser venv deps dev-deps
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
@@ -48,3 +48,10 @@ migrate: deps
 
 superuser: deps
 	$(PY) manage.py createsuperuser
+
+# A million leads in a `leadflow_bench` database (recreated), then the lead API and the ingest API over HTTP
+# (gunicorn, a Celery worker, a load generator); prints the table, writes bench/results.json and bench/RESULTS.md.
+# BENCH_LEADS=100000 make bench for a quick run; README § Benchmarks lists the other knobs.
+bench: deps
+	@bash scripts/ensure_services.sh
+	$(PY) -m bench.run

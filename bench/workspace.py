@@ -1,0 +1,82 @@
+"""The benchmark database and its tenants: a lead-heavy agency (the one measured) and a yardstick organization."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+
+@dataclass
+class Workspace:
+    organization_id: int
+    stage_ids: list[int]
+    owner_ids: list[int]
+    read_keys: list[str]
+    ingest_keys: list[str]
+    minimal_organization_id: int
+    minimal_keys: list[str]
+
+
+def database_recreate(*, admin_dsn: str, name: str) -> None:
+    if not name.endswith("_bench"):
+        raise RuntimeError(f"refusing to drop “{name}”: the benchmark only recreates databases named *_bench")
+    with psycopg.connect(admin_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+
+
+def workspace_create(*, read_keys: int, ingest_keys: int) -> Workspace:
+    """Through the real services: organization_create (trial of the unlimited plan), members, api_key_create."""
+    from accounts.constants import ApiKeyScope, Role
+    from accounts.models import Membership, User
+    from accounts.services import api_key_create, organization_create
+    from billing.models import Plan
+    from billing.services import plans_seed
+    from leadflow.tenancy.context import organization_scope
+    from leads.models import PipelineStage
+
+    plans_seed()
+    agency = Plan.objects.get(code="agency")  # unlimited leads: a million-lead tenant is not on a capped plan
+
+    def user(email: str, first: str, last: str) -> User:
+        person = User(email=email, first_name=first, last_name=last)
+        person.set_unusable_password()  # nobody signs in: the API is used with keys
+        person.save()
+        return person
+
+    owner = user("owner@bench.leadflow.local", "Olivia", "Owner")
+    organization = organization_create(
+        owner=owner,
+        name="Bench Realty",
+        plan=agency,
+        country="IN",
+        timezone="Asia/Kolkata",
+        default_phone_region="IN",
+        industry="real_estate",
+    )
+    team = [("manager", Role.MANAGER, 2), ("agent", Role.AGENT, 6)]
+    owner_ids = [owner.pk]
+    with organization_scope(organization):
+        for word, role, count in team:
+            for n in range(1, count + 1):
+                member = user(f"{word}{n}@bench.leadflow.local", word.title(), str(n))
+                Membership.objects.create(organization=organization, user=member, role=role)
+                owner_ids.append(member.pk)
+        stage_ids = list(PipelineStage.objects.order_by("position", "id").values_list("id", flat=True))
+
+    def keys(org, scope: str, count: int) -> list[str]:
+        return [api_key_create(organization=org, name=f"bench {scope} {n}", scopes=[scope])[1] for n in range(count)]
+
+    yardstick_owner = user("yardstick@bench.leadflow.local", "Yara", "Stick")
+    yardstick = organization_create(owner=yardstick_owner, name="Bench Yardstick", plan=agency)
+    return Workspace(
+        organization_id=organization.pk,
+        stage_ids=stage_ids,
+        owner_ids=owner_ids,
+        read_keys=keys(organization, ApiKeyScope.READ, read_keys),
+        ingest_keys=keys(organization, ApiKeyScope.INGEST, ingest_keys),
+        minimal_organization_id=yardstick.pk,
+        minimal_keys=keys(yardstick, ApiKeyScope.INGEST, ingest_keys),
+    )
