@@ -642,6 +642,8 @@ def sql_phase(
         if kind not in seen_kinds:
             seen_kinds.add(kind)
             cases.append((f"search-{kind}", makers["search"](terms.index((kind, term)))))
+    # A plausible word no lead has: the worst case for a plan that walks the newest-first index looking for 50.
+    cases.append(("search-rare_word", Request("GET", "/api/v1/leads/?page_size=50&q=zaveri", key)))
     slow_search = []
     for sample in reads["search"]["slowest"]:
         label = sample["label"]
@@ -701,7 +703,15 @@ def sql_phase(
     for label, entry in captured.items():
         if label.startswith("search-") and not label.startswith("search-slowest") and entry.get("explain"):
             kind = label[len("search-") :]
-            if kind in ("first_name", "full_name", "email_fragment", "phone_fragment", "company_word", "email"):
+            if kind in (
+                "first_name",
+                "full_name",
+                "email_fragment",
+                "phone_fragment",
+                "company_word",
+                "email",
+                "rare_word",
+            ):
                 term = urllib.parse.parse_qs(urllib.parse.urlsplit(entry["request"]).query)["q"][0]
                 searches.append(
                     {"kind": kind, "term": term, "sql": entry["explain"]["sql"], "setup": entry["explain"]["setup"]}
@@ -753,7 +763,7 @@ def code_version() -> dict:
 
     def git(*args: str) -> str:
         result = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True, check=False)  # noqa: S603, S607
-        return result.stdout.strip()
+        return result.stdout.rstrip("\n")
 
     changed = [line[3:] for line in git("status", "--porcelain").splitlines() if not line[3:].startswith("bench/")]
     return {
