@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from accounts.models import Membership, User
 
-from ..constants import LeadSource, SubmissionStatus
+from ..constants import SubmissionStatus
 from ..models import (
     AssignmentRule,
     InboundSubmission,
@@ -380,6 +380,3 @@ class LeadImportStartSerializer(serializers.Serializer):
         child=serializers.CharField(allow_blank=True), help_text="CSV column → lead field ('' skips it)"
     )
     tags = serializers.ListField(child=serializers.CharField(max_length=40), required=False)
-
-
-SOURCE_CHOICES = LeadSource.choices

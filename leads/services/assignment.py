@@ -11,7 +11,7 @@ import hashlib
 from datetime import UTC, datetime
 
 from django.db import connection, transaction
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.utils import timezone
 
 from accounts.constants import Role
@@ -123,13 +123,6 @@ def assignment_drain_queue(organization, *, limit: int = 500) -> int:
             loads[membership.user_id] = loads.get(membership.user_id, 0) + 1
             assigned += 1
     return assigned
-
-
-def unassigned_queue(queryset=None):
-    queryset = queryset if queryset is not None else Lead.objects.all()
-    return queryset.filter(
-        Q(owner__isnull=True) & Q(duplicate_of__isnull=True) & Q(stage__kind=StageKind.OPEN)
-    ).order_by("received_at", "id")
 
 
 @transaction.atomic

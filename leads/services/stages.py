@@ -28,15 +28,6 @@ def stages_ensure_default(*, organization) -> list[PipelineStage]:
         return list(PipelineStage.objects.all())
 
 
-def stage_for_new_lead(*, organization) -> PipelineStage:
-    """The first open stage: where every new lead starts."""
-    stage = PipelineStage.objects.filter(kind=StageKind.OPEN).order_by("position", "id").first()
-    if stage is None:
-        stages_ensure_default(organization=organization)
-        stage = PipelineStage.objects.filter(kind=StageKind.OPEN).order_by("position", "id").first()
-    return stage
-
-
 def first_open_stage_id(organization) -> Subquery:
     """The new-lead stage as an expression, for an INSERT to resolve in the database."""
     return Subquery(
