@@ -141,8 +141,9 @@ def markdown(results: dict) -> str:
         f"**Code:** {results['code']['commit']} ({results['code']['subject']})"
         + (f"; uncommitted: {', '.join(results['code']['uncommitted'])}" if results["code"]["uncommitted"] else "")
         + (
-            f". **The code changed during the run** (now {results['code_at_end']['commit']})."
-            if results.get("code_at_end") and results["code_at_end"]["commit"] != results["code"]["commit"]
+            f". **Application code changed during the run** (now {results['code_at_end']['commit']}: "
+            f"{', '.join(results['code_at_end']['app_changed'])})."
+            if (results.get("code_at_end") or {}).get("app_changed")
             else "."
         ),
         "",
