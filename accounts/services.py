@@ -6,8 +6,11 @@ from a page, the API, the admin or a command behaves the same.
 
 from __future__ import annotations
 
+import copy
 import re
 import secrets
+import threading
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -443,6 +446,35 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 _LOOKUP_ID = re.compile(r"[0-9a-f]{1,16}")
 
 
+# Every API request looks its key up. A process keeps what it read for a few seconds: a revoked or expired key, or a
+# suspended organization, is refused everywhere within that time (at once by the process that saved the change: see
+# ``accounts.signals.forget_cached_api_keys``).
+KEY_CACHE_SECONDS = 10
+_key_cache: dict[str, tuple[float, ApiKey]] = {}
+_key_cache_lock = threading.Lock()
+
+
+def api_keys_forget() -> None:
+    """Drop this process's cached keys (after a revocation or a suspension, and between tests)."""
+    with _key_cache_lock:
+        _key_cache.clear()
+
+
+def _api_key_by_lookup_id(lookup_id: str) -> ApiKey | None:
+    now = time.monotonic()
+    cached = _key_cache.get(lookup_id)
+    if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
+        api_key = ApiKey.objects.unscoped().select_related("organization").filter(lookup_id=lookup_id).first()
+        if api_key is None:
+            return None
+        with _key_cache_lock:
+            _key_cache[lookup_id] = cached = (now, api_key)
+    # Each request gets its own copies: nothing one request sets on them can leak into another.
+    api_key = copy.copy(cached[1])
+    api_key.organization = copy.copy(cached[1].organization)
+    return api_key
+
+
 def api_key_authenticate(raw_key: str) -> ApiKey:
     """The active key for ``raw_key``; raises :class:`ApiKeyInvalid` with a reason a client can act on."""
     if not raw_key.startswith(ApiKey.PREFIX) or raw_key.count("_") < 2:
@@ -452,7 +484,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
     # character there is a DataError, i.e. a 500, instead of a 401).
     if not _LOOKUP_ID.fullmatch(lookup_id):
         raise ApiKeyInvalid("Malformed API key.")
-    api_key = ApiKey.objects.unscoped().select_related("organization").filter(lookup_id=lookup_id).first()
+    api_key = _api_key_by_lookup_id(lookup_id)
     if api_key is None or not secrets.compare_digest(api_key.key_hash, ApiKey.hash_key(raw_key)):
         raise ApiKeyInvalid("Invalid API key.")
     if api_key.revoked_at is not None:
@@ -465,4 +497,7 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.unscoped().filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+        with _key_cache_lock:
+            if lookup_id in _key_cache:
+                _key_cache[lookup_id][1].last_used_at = now
     return api_key

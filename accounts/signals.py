@@ -4,10 +4,11 @@ from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.contrib.auth.signals import user_logged_in, user_logged_out, user_login_failed
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from .models import User
-from .services import audit_record
+from .models import ApiKey, Organization, User
+from .services import api_keys_forget, audit_record
 
 
 @receiver(user_logged_in)
@@ -44,3 +45,10 @@ def name_site_after_leadflow(sender, using="default", **kwargs):
     domain = urlsplit(settings.SITE_URL).netloc or "localhost:8000"
     Site.objects.using(using).update_or_create(pk=settings.SITE_ID, defaults={"domain": domain, "name": "LeadFlow"})
     Site.objects.clear_cache()
+
+
+@receiver(post_save, sender=ApiKey)
+@receiver(post_save, sender=Organization)
+def forget_cached_api_keys(sender, **kwargs):
+    """A key or organization saved anywhere (services, the admin) is read afresh by this process's next request."""
+    api_keys_forget()

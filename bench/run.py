@@ -220,11 +220,11 @@ def wait_for_worker(dsn: str, *, timeout: float = 600) -> dict:
     }
 
 
-def ingest_accept(response: httpx.Response) -> bool:
+def ingest_accept(response: loadgen.Response) -> bool:
     return response.status_code == 201 and response.json().get("status") == "accepted"
 
 
-def created(response: httpx.Response) -> bool:
+def created(response: loadgen.Response) -> bool:
     return response.status_code == 201
 
 
@@ -837,9 +837,8 @@ def machine_info(config: Config) -> dict:
     }
 
 
-def main() -> int:
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop gunicorn and Celery
-    config = Config()
+def prepare(config: Config):
+    """Recreate the bench database and Redis db, migrate, create the workspace; returns what a run needs."""
     if config.port == 0:
         config.port = free_port()
     began = time.perf_counter()
@@ -901,6 +900,44 @@ def main() -> int:
         "machine": machine_info(config),
         "code": code_version(),
     }
+    return env, workdir, capture_dir, workspace, results, began
+
+
+def ingest_only(config: Config) -> int:
+    """`BENCH_ONLY=ingest make bench`: the ingest and minimal endpoints on an empty table, one concurrency each,
+    with CPU per component; nothing written to results. For trying a change to the intake in a minute."""
+    env, workdir, _capture_dir, workspace, _results, _began = prepare(config)
+    concurrency = config.ingest_sweep[len(config.ingest_sweep) // 2]
+    counter, servers = Counter(), Servers(config, env, workdir)
+    try:
+        servers.start()
+        for label, maker, accept, dsn in (
+            ("ingest", lambda n: ingest_maker(workspace.ingest_keys, 1, counter.take(n)), ingest_accept, config.dsn),
+            ("minimal", lambda n: minimal_maker(workspace.minimal_keys, 1, counter.take(n)), created, None),
+        ):
+            asyncio.run(loadgen.closed_loop(servers.base_url, maker(20_000), concurrency=4, seconds=3, accept=accept))
+            if dsn:
+                wait_for_worker(dsn)
+            level = saturation(
+                servers,
+                lambda m=maker: m(block(config)),
+                sweep=[concurrency],
+                seconds=config.seconds,
+                accept=accept,
+                dsn=dsn,
+            )["levels"][0]
+            log(f"  {label}: {level['accepted_per_s']:.1f}/s, CPU ms per request {level['cpu']['cpu_ms_per_request']}")
+    finally:
+        servers.stop()
+    return 0
+
+
+def main() -> int:
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # run the finally blocks: stop gunicorn and Celery
+    config = Config()
+    if os.environ.get("BENCH_ONLY") == "ingest":
+        return ingest_only(config)
+    env, workdir, capture_dir, workspace, results, began = prepare(config)
     counter = Counter()
     servers = Servers(config, env, workdir)
     try:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from leadflow.realtime import publish_many
 
 from .models import Lead, ScoringRule
-from .scoring import get_scorer
+from .scoring import get_scorer, scores_at_intake
 from .services.assignment import assign_new_lead
 from .services.leads import lead_rescore, lead_summary
 from .services.outbox import outbox_batch_handler
@@ -19,11 +19,17 @@ from .services.quota import quota_count_leads
 def _leads(events) -> list[Lead]:
     """The events' leads, in event order; leads deleted before the worker got to them are skipped."""
     ids = [event.payload["lead_id"] for event in events]
-    found = Lead.objects.select_related("stage", "organization").in_bulk(ids)
-    return [found[pk] for pk in ids if pk in found]
+    found = Lead.objects.select_related("stage").in_bulk(ids)
+    leads = [found[pk] for pk in ids if pk in found]
+    for lead in leads:
+        lead.organization = events[0].organization  # the batch's one organization, already loaded
+    return leads
 
 
 def _rescore(leads: list[Lead]) -> None:
+    """Leads are scored by the rules as they are created; a different scorer (an AI one) scores them here."""
+    if scores_at_intake():
+        return
     rules, scorer = list(ScoringRule.objects.filter(is_active=True)), get_scorer()
     changed = [lead for lead in leads if lead_rescore(lead, rules=rules, scorer=scorer, save=False)]
     if changed:

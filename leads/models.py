@@ -172,6 +172,9 @@ class Lead(TenantModel):
             models.Index(fields=["organization", "source", "-received_at"], name="leads_source_idx"),
             models.Index(fields=["organization", "email"], name="leads_email_idx", condition=~Q(email="")),
             models.Index(fields=["organization", "phone"], name="leads_phone_idx", condition=~Q(phone="")),
+            # "Score at least N" lists: the few high scorers are fetched and sorted instead of walking every newer
+            # lead to find them. Leads are scored as they arrive, so this costs no second write per lead.
+            models.Index(fields=["organization", "score"], name="leads_score_idx"),
             # The unassigned queue, oldest first.
             models.Index(
                 fields=["organization", "received_at"],

@@ -6,6 +6,8 @@ in use (a later AI scorer plugs in there, and can call :class:`RuleScorer` for i
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -131,3 +133,37 @@ def rule_matches(rule, lead) -> bool:
 
 def get_scorer() -> Scorer:
     return import_string(getattr(settings, "LEADFLOW_LEAD_SCORER", "leads.scoring.RuleScorer"))()
+
+
+def scores_at_intake() -> bool:
+    """Whether the configured scorer is the rule scorer, whose score a lead gets as it is created.
+
+    Any other scorer (an AI one, which calls a remote model) runs in the worker after the lead is stored; until it
+    answers, the lead carries the rule scorer's baseline.
+    """
+    return type(get_scorer()) is RuleScorer
+
+
+# Intake scores every lead against its organization's rules. A process keeps an organization's active rules for a
+# few seconds; an edit is seen at once by the process that saved it (``leads.signals``) and within this time by the
+# others, and the nightly rescoring (or ``rescore_leads``) brings older leads up to date.
+RULES_CACHE_SECONDS = 10
+_rules_cache: dict[int, tuple[float, list]] = {}
+_rules_cache_lock = threading.Lock()
+
+
+def active_rules(organization_id: int) -> list:
+    from .models import ScoringRule
+
+    now = time.monotonic()
+    cached = _rules_cache.get(organization_id)
+    if cached is None or now - cached[0] > RULES_CACHE_SECONDS:
+        rules = list(ScoringRule.objects.unscoped().filter(organization_id=organization_id, is_active=True))
+        with _rules_cache_lock:
+            _rules_cache[organization_id] = cached = (now, rules)
+    return cached[1]
+
+
+def rules_forget() -> None:
+    with _rules_cache_lock:
+        _rules_cache.clear()

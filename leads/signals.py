@@ -1,9 +1,12 @@
 """New organizations get the default pipeline; other apps hear about merges through ``leads_merged``."""
 
-from django.db.models.signals import post_save
+from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 
 from accounts.models import Organization
+
+from .models import ScoringRule
+from .scoring import rules_forget
 
 # Sent after duplicates were merged into ``primary``: ``merged_ids`` are the leads that no longer exist. Apps with
 # rows pointing at leads (messages, deliveries) re-point them in their receiver.
@@ -16,3 +19,10 @@ def create_default_pipeline(sender, instance, created, raw=False, **kwargs):
         from .services.stages import stages_ensure_default
 
         stages_ensure_default(organization=instance)
+
+
+@receiver(post_save, sender=ScoringRule)
+@receiver(post_delete, sender=ScoringRule)
+def forget_cached_rules(sender, **kwargs):
+    """Intake in this process scores with the edited rules from its next lead on."""
+    rules_forget()

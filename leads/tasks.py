@@ -13,7 +13,15 @@ logger = logging.getLogger(__name__)
 
 
 @shared_task(acks_late=True)
+def handle_outbox_events(organization_id: int, topic: str) -> int:
+    from .services.outbox import outbox_handle_pending
+
+    return outbox_handle_pending(organization_id, topic)
+
+
+@shared_task(acks_late=True)
 def handle_outbox_event(event_id: int) -> bool:
+    """One event by id (tasks queued before events were batched per organization still name one)."""
     from .services.outbox import outbox_handle
 
     return outbox_handle(event_id)

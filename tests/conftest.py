@@ -89,6 +89,10 @@ def _delete_run_cache_keys() -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_throttles():
-    """API throttles and allauth rate limits count per run in Redis: every test starts from zero."""
+    """API throttles and allauth rate limits count per run in Redis: every test starts from zero. API keys a
+    process remembers are forgotten too (a test may change a key's row behind the services' back)."""
+    from accounts.services import api_keys_forget
+
     _delete_run_cache_keys()
+    api_keys_forget()
     yield

@@ -68,7 +68,8 @@ def test_revoked_key_is_refused(org):
 def test_expired_key_is_refused(org):
     api_key, raw_key = make_api_key(org, scopes=["read"], expires_at=timezone.now() + timedelta(days=1))
     assert _get(raw_key).status_code == 200
-    ApiKey.objects.unscoped().filter(pk=api_key.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
+    api_key.expires_at = timezone.now() - timedelta(seconds=1)
+    api_key.save(update_fields=["expires_at"])
     response = _get(raw_key)
     assert response.status_code == 401
     assert "expired" in response.json()["detail"]
@@ -288,3 +289,18 @@ def test_random_strings_never_authenticate(raw_key):
     ):
         assert response.status_code in (401, 403), (raw_key, response.status_code, response.content[:200])
         assert response.json()["type"] in ("authentication_failed", "not_authenticated")
+
+
+def test_each_key_has_its_own_request_quota(org, monkeypatch):
+    """The per-key throttle counts in Redis (one INCR per request): past the rate a key gets 429 with
+    Retry-After, while another key of the same organization is unaffected."""
+    from leadflow.api.throttling import ApiKeyRateThrottle
+
+    monkeypatch.setattr(ApiKeyRateThrottle, "THROTTLE_RATES", {**ApiKeyRateThrottle.THROTTLE_RATES, "api_key": "3/min"})
+    _, busy = make_api_key(org, scopes=["read"])
+    _, quiet = make_api_key(org, scopes=["read"])
+    statuses = [_get(busy).status_code for _ in range(4)]
+    assert statuses == [200, 200, 200, 429]
+    refused = _get(busy)
+    assert refused.json()["type"] == "throttled" and 0 < int(refused["Retry-After"]) <= 60
+    assert _get(quiet).status_code == 200

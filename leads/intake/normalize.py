@@ -32,8 +32,15 @@ def clean_text(value: Any, *, max_length: int = MAX_TEXT_LENGTH) -> str:
         return ""
     if isinstance(value, bool):
         value = "yes" if value else "no"
-    text = "".join(_visible(ch) for ch in unicodedata.normalize("NFC", str(value)))
+    text = str(value)
+    if text.isascii():  # most of what arrives: no format characters, nothing to compose, one table lookup
+        text = text.translate(_ASCII_CONTROLS_TO_SPACE)
+    else:
+        text = "".join(_visible(ch) for ch in unicodedata.normalize("NFC", text))
     return _WHITESPACE.sub(" ", text).strip()[:max_length].rstrip()
+
+
+_ASCII_CONTROLS_TO_SPACE = dict.fromkeys([*range(32), 127], " ")
 
 
 def _visible(ch: str) -> str:

@@ -189,3 +189,32 @@ def test_admins_set_who_takes_leads_and_capacity_over_the_api(user_api_client, o
     assert team[0].pk not in owners
     manager = user_api_client(Role.MANAGER)
     assert manager.patch(f"/api/v1/members/{membership.pk}/", {"lead_capacity": 1}, format="json").status_code == 403
+
+
+def test_leads_are_born_scored_with_the_rules_just_saved(organization):
+    """Intake scores with the rule scorer before the INSERT; a rule saved a moment ago applies to the next lead."""
+    first = lead_intake(organization=organization, source="api", payload={"email": "a@example.com"}).lead
+    ScoringRuleFactory(
+        organization=organization, label="Gmail", field="email", operator="contains", value="gmail", points=5
+    )
+    second = lead_intake(organization=organization, source="api", payload={"email": "b@gmail.com"}).lead
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert first.score > 0 and first.grade and first.score_reasons
+    assert second.score == first.score + 5 and {"points": 5, "label": "Gmail"} in second.score_reasons
+
+
+class FixedScorer:
+    """Stands in for a remote (AI) scorer: only the worker may call it."""
+
+    def score(self, lead, rules):
+        from leads.scoring import ScoreResult
+
+        return ScoreResult(score=42, grade="warm", reasons=[{"points": 42, "label": "Model says so"}])
+
+
+def test_another_scorer_runs_in_the_worker_over_the_rule_baseline(organization, arrive, settings):
+    settings.LEADFLOW_LEAD_SCORER = "tests.leads.test_assignment_and_scoring.FixedScorer"
+    lead = arrive(organization, 1)
+    lead.refresh_from_db()
+    assert (lead.score, lead.score_reasons) == (42, [{"points": 42, "label": "Model says so"}])

@@ -73,6 +73,17 @@ def test_filters(manager_client, organization, manager):
     assert ids(grade="cold") == {hot.pk, cold.pk, old.pk}  # grade is set by scoring, not the factory's score
     response = manager_client.get("/api/v1/leads/", {"score_min": "many"})
     assert response.status_code == 400 and "score_min" in response.json()["errors"]
+    assert ids(stage=[s["Qualified"].pk, s["New"].pk]) == {hot.pk, cold.pk, old.pk}
+    response = manager_client.get("/api/v1/leads/", {"stage": "qualified"})
+    assert response.status_code == 400 and response.json()["errors"]["stage"] == ["Enter ids (whole numbers)."]
+
+
+def test_another_organizations_stage_filters_to_nothing(manager_client, organization, other_organization):
+    LeadFactory(organization=organization)
+    theirs = stages(other_organization)["New"]
+    LeadFactory(organization=other_organization, stage=theirs)
+    response = manager_client.get("/api/v1/leads/", {"stage": theirs.pk})
+    assert response.status_code == 200 and response.json()["results"] == []
 
 
 @pytest.mark.parametrize(

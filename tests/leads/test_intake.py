@@ -236,7 +236,7 @@ def test_outbox_events_survive_a_broker_outage(organization, monkeypatch, django
     def broker_down(*args, **kwargs):
         raise ConnectionError("redis is down")
 
-    monkeypatch.setattr(tasks.handle_outbox_event, "delay", broker_down)
+    monkeypatch.setattr(tasks.handle_outbox_events, "delay", broker_down)
     with django_capture_on_commit_callbacks(execute=True):
         outcome = lead_intake(organization=organization, source="api", payload={"email": "c@example.com"})
     event = OutboxEvent.objects.unscoped().get(payload__lead_id=outcome.lead.pk)
@@ -365,7 +365,7 @@ def test_usage_counts_one_organization(
 
 
 def test_one_worker_pass_handles_a_burst_in_a_batch(organization, monkeypatch, django_assert_max_num_queries):
-    monkeypatch.setattr(outbox, "_enqueue", lambda event_id: None)  # the broker is slow: events pile up
+    monkeypatch.setattr(outbox, "_enqueue", lambda *args: None)  # the broker is slow: events pile up
     leads = [
         lead_intake(organization=organization, source="api", payload={"email": f"burst{n}@example.com"}).lead
         for n in range(20)
@@ -381,3 +381,25 @@ def test_one_worker_pass_handles_a_burst_in_a_batch(organization, monkeypatch, d
     assert MonthlyLeadUsage.objects.unscoped().get(organization=organization).lead_count == 20
     # The tasks queued for the others find them handled and do nothing.
     assert outbox.outbox_handle(OutboxEvent.objects.unscoped().get(payload__lead_id=leads[5].pk).pk) is False
+
+
+def test_a_burst_wakes_the_worker_once(
+    organization, monkeypatch, django_capture_on_commit_callbacks, django_assert_max_num_queries
+):
+    """While a task for an organization's events is queued, further events of that topic queue no more tasks; the
+    task clears its flag before reading, so events committed after it started wake the worker again."""
+    from leads import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.handle_outbox_events, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(5):
+            lead_intake(organization=organization, source="api", payload={"email": f"wake{n}@example.com"})
+    assert queued == [(organization.pk, "lead.created")]
+
+    with django_assert_max_num_queries(12):  # one batch for all five: not per event
+        assert outbox.outbox_handle_pending(organization.pk, "lead.created") == 5
+    assert not OutboxEvent.objects.unscoped().filter(organization=organization, handled_at__isnull=True).exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "wake-late@example.com"})
+    assert queued == [(organization.pk, "lead.created")] * 2

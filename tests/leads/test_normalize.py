@@ -187,3 +187,14 @@ def test_state_and_name_never_raise_anything_else(raw, country):
     assert isinstance(normalize_name(raw), str)
     with contextlib.suppress(NormalizationError):
         normalize_state(raw, country=country)
+
+
+@given(raw=st.text(alphabet=st.characters(max_codepoint=127)), max_length=st.integers(min_value=1, max_value=300))
+def test_the_ascii_fast_path_matches_the_unicode_one(raw, max_length):
+    import re
+    import unicodedata
+
+    from leads.intake.normalize import _visible
+
+    slow = "".join(_visible(ch) for ch in unicodedata.normalize("NFC", raw))
+    assert clean_text(raw, max_length=max_length) == re.sub(r"\s+", " ", slow).strip()[:max_length].rstrip()
