@@ -57,6 +57,9 @@ def lead_search(queryset: QuerySet[Lead], text: str) -> QuerySet[Lead]:
     return queryset.filter(condition | Q(city__iexact=text))
 
 
+_DOT_INSIDE = re.compile(r"\.\w")
+
+
 def search_is_a_needle(text: str) -> bool:
     """Whether a search will match few leads: an email, a phone fragment, several words.
 
@@ -66,7 +69,11 @@ def search_is_a_needle(text: str) -> bool:
     word keeps the default plan, which finds 50 recent matches in a few index pages.
     """
     text = " ".join(text.split())
-    return bool(text) and (any(ch.isdigit() or ch in "@." for ch in text) or " " in text)
+    # A dot counts only with something after it ("riya.sha"): a trailing one ("green.") is as common as the word
+    # before it, and forcing the GIN path there read 20,000 heap pages (110 ms) where the default plan took 3 ms.
+    return bool(text) and (
+        any(ch.isdigit() or ch == "@" for ch in text) or " " in text or bool(_DOT_INSIDE.search(text))
+    )
 
 
 @contextmanager

@@ -326,6 +326,8 @@ def test_the_fast_list_rows_match_the_declared_serializer(organization, manager)
         ("98123", True),
         ("Asha Verma", True),
         ("example.com", True),
+        ("riya.sha", True),
+        ("green.", False),
         ("asha", False),
         ("", False),
     ],
