@@ -14,8 +14,8 @@ from unittest import mock
 
 # (what, where to patch): nested steps are indented under the step that calls them.
 STEPS = [
-    ("API key lookup (authentication)", "accounts.authentication.api_key_authenticate"),
-    ("per-key throttle (Redis GET + SET)", "leadflow.api.throttling.ApiKeyRateThrottle.allow_request"),
+    ("API key lookup (authentication; cached 10 s per process)", "accounts.authentication.api_key_authenticate"),
+    ("per-key throttle (Redis INCR)", "leadflow.api.throttling.ApiKeyRateThrottle.allow_request"),
     ("submission_store: INSERT raw submission (own commit)", "leads.api.views.submission_store"),
     ("submission_process (everything below)", "leads.api.views.submission_process"),
     ("  map_payload", "leads.intake.pipeline.map_payload"),
@@ -23,12 +23,10 @@ STEPS = [
     ("  clean_lead_fields (normalize + validate)", "leads.intake.pipeline.clean_lead_fields"),
     ("  _create_or_match (one transaction, incl. commit)", "leads.intake.pipeline._create_or_match"),
     ("    _find_match (dedupe SELECT)", "leads.intake.pipeline._find_match"),
-    ("    stage_for_new_lead (SELECT; older pipelines)", "leads.intake.pipeline.stage_for_new_lead"),
+    ("    lead_rescore (rule score before the INSERT)", "leads.intake.pipeline.lead_rescore"),
     ("    Lead.save (INSERT lead)", "leads.models.Lead.save"),
-    ("    activity_record (INSERT timeline)", "leads.intake.pipeline.activity_record"),
-    ("    outbox_publish (INSERT outbox)", "leads.intake.pipeline.outbox_publish"),
-    ("    _finish (UPDATE submission)", "leads.intake.pipeline._finish"),
-    ("    on commit: Celery enqueue (Redis LPUSH)", "leads.services.outbox._enqueue"),
+    ("    _record_new_lead (timeline + outbox + outcome, one statement)", "leads.intake.pipeline._record_new_lead"),
+    ("    on commit: wake the worker (Redis SET NX; a task per burst)", "leads.services.outbox._wake_up"),
 ]
 
 

@@ -114,6 +114,48 @@ _PLAIN_LIST_FIELDS = (
 )
 
 
+# The list endpoint reads rows as dicts (``QuerySet.values``): building 100 model instances (50 leads and their stages)
+# was a third of a page's CPU. ``lead_list_row`` gives exactly what ``LeadListSerializer`` gives for the same lead.
+LIST_VALUES = (
+    "id",
+    "full_name",
+    *_PLAIN_LIST_FIELDS,
+    "deal_value",
+    "received_at",
+    "first_contacted_at",
+    "duplicate_of",
+    "stage__id",
+    "stage__name",
+    "stage__kind",
+    "stage__color",
+    "owner__id",
+    "owner__email",
+    "owner__first_name",
+    "owner__last_name",
+)
+
+
+def lead_list_row(row: dict) -> dict:
+    owner_id = row["owner__id"]
+    owner_name = f"{row['owner__first_name']} {row['owner__last_name']}".strip() or row["owner__email"]
+    return {
+        "id": row["id"],
+        "name": row["full_name"] or row["email"] or row["phone"] or f"Lead {row['id']}",  # Lead.display_name
+        **{name: row[name] for name in _PLAIN_LIST_FIELDS},
+        "stage": {
+            "id": row["stage__id"],
+            "name": row["stage__name"],
+            "kind": row["stage__kind"],
+            "color": row["stage__color"],
+        },
+        "owner": {"id": owner_id, "name": owner_name, "email": row["owner__email"]} if owner_id else None,
+        "deal_value": None if row["deal_value"] is None else str(row["deal_value"]),
+        "received_at": _iso(row["received_at"]),
+        "first_contacted_at": _iso(row["first_contacted_at"]),
+        "duplicate_of": row["duplicate_of"],
+    }
+
+
 def _iso(value):
     """Date-times as DRF writes them (UTC as Z)."""
     if value is None:

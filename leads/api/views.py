@@ -35,20 +35,6 @@ class LeadCursorPagination(CursorPagination):
     ordering = ("-received_at", "-id")
 
 
-LIST_COLUMNS = (
-    *(name for name in s.LeadListSerializer.Meta.fields if name not in ("name", "stage", "owner")),
-    "full_name",
-    "stage__id",
-    "stage__name",
-    "stage__kind",
-    "stage__color",
-    "owner__id",
-    "owner__email",
-    "owner__first_name",
-    "owner__last_name",
-)
-
-
 def _lead_summary_queryset(queryset):
     return queryset.select_related("stage", "owner")
 
@@ -76,16 +62,17 @@ class LeadViewSet(OrganizationModelViewSet):
 
     def safely_get_queryset(self, queryset):
         queryset = selectors.leads_visible_to(getattr(self.request, "membership", None))
-        queryset = _lead_summary_queryset(queryset)
         if self.action == "list":
-            # Only the row's columns: the search columns, custom fields and score reasons are most of a lead's
-            # bytes, and a page of 50 need none of them.
-            return queryset.only(*LIST_COLUMNS)
-        return queryset.defer("search_vector", "search_text")
+            return queryset  # ``list`` picks the row's columns itself
+        return _lead_summary_queryset(queryset).defer("search_vector", "search_text")
 
     def list(self, request, *args, **kwargs):
+        # Only the row's columns, as dicts: the search columns, custom fields and score reasons are most of a lead's
+        # bytes, and a page of 50 needs neither them nor model instances.
         with selectors.search_plan(request.query_params.get("q", "")):
-            return super().list(request, *args, **kwargs)
+            queryset = self.filter_queryset(self.get_queryset()).values(*s.LIST_VALUES)
+            page = self.paginate_queryset(queryset)
+            return self.get_paginated_response([s.lead_list_row(row) for row in page])
 
     def get_serializer_class(self):
         if self.action == "list":
