@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
@@ -55,3 +55,9 @@ superuser: deps
 bench: deps
 	@bash scripts/ensure_services.sh
 	$(PY) -m bench.run
+
+# Speed to lead: Facebook webhook POST → Graph API stand-in → intake → signed outbound webhook at a loopback
+# receiver, 50 leads/s for 60 s (STL_RATE, STL_SECONDS); prints the figures and writes bench/speed_to_lead.json.
+bench-speed-to-lead: deps
+	@bash scripts/ensure_services.sh
+	$(PY) -m bench.speed_to_lead

@@ -126,12 +126,17 @@ class LeanClient:
         self.idle.clear()
 
     async def request(self, method: str, path: str, *, headers: dict[str, str], json_body=None) -> Response:
-        body = b"" if json_body is None else json.dumps(json_body).encode()
+        if json_body is None:
+            return await self.request_raw(method, path, headers=headers)
+        headers = {**headers, "Content-Type": "application/json"}
+        return await self.request_raw(method, path, headers=headers, body=json.dumps(json_body).encode())
+
+    async def request_raw(self, method: str, path: str, *, headers: dict[str, str], body: bytes | None = None):
         head = [f"{method} {path} HTTP/1.1", f"Host: {self.host_header.decode()}", "Accept: application/json"]
         head += [f"{name}: {value}" for name, value in headers.items()]
-        if json_body is not None:
-            head += ["Content-Type: application/json", f"Content-Length: {len(body)}"]
-        payload = ("\r\n".join(head) + "\r\n\r\n").encode() + body
+        if body is not None:
+            head.append(f"Content-Length: {len(body)}")
+        payload = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
         async with self.limit:
             reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
             try:

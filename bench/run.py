@@ -856,7 +856,7 @@ def prepare(config: Config):
     }
     env.pop("CELERY_TASK_ALWAYS_EAGER", None)
     os.environ.update({k: v for k, v in env.items() if k != "PYTHONUNBUFFERED"})
-    log(f"LeadFlow benchmark: {config.leads:,} leads into {config.database_name}; logs and captured SQL in {workdir}")
+    log(f"LeadFlow benchmark on {config.database_name}; logs and captured SQL in {workdir}")
 
     from .workspace import database_recreate, workspace_create
 

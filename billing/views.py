@@ -39,7 +39,9 @@ class ChangePlanView(OrganizationRequiredMixin, View):
     def post(self, request):
         plan = get_object_or_404(Plan, code=request.POST.get("plan"), is_public=True)
         try:
-            services.subscription_change_plan(organization=request.organization, plan=plan, actor=request.user, request=request)
+            services.subscription_change_plan(
+                organization=request.organization, plan=plan, actor=request.user, request=request
+            )
         except ServiceError as error:
             messages.error(request, error.message)
         else:

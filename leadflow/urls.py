@@ -12,10 +12,13 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("leadflow.api.urls")),
+    # Providers post leads here (Meta, Google Ads, Zapier …): outside /api/v1/, no API key, each signs its own way.
+    path("api/webhooks/", include("integrations.api.inbound")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("settings/", include((settings_urlpatterns, "settings"))),
     path("billing/", include("billing.urls")),
     path("leads/", include("leads.urls")),
+    path("integrations/", include("integrations.urls")),
     path("", include("accounts.urls")),
 ]

@@ -31,7 +31,11 @@ def test_mandatory_email_verification_blocks_login_until_confirmed(client, setti
     settings.ACCOUNT_EMAIL_VERIFICATION = "mandatory"
     response = client.post(
         "/accounts/signup/",
-        {"email": "verify.me@example.com", "password1": "A-strong-passphrase-42", "password2": "A-strong-passphrase-42"},
+        {
+            "email": "verify.me@example.com",
+            "password1": "A-strong-passphrase-42",
+            "password2": "A-strong-passphrase-42",
+        },
     )
     assert response.status_code == 302
     assert "/accounts/confirm-email/" in response["Location"]

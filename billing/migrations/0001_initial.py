@@ -6,62 +6,131 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
     dependencies = [
-        ('accounts', '0001_initial'),
+        ("accounts", "0001_initial"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Plan',
+            name="Plan",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('code', models.SlugField(max_length=40, unique=True)),
-                ('name', models.CharField(max_length=80)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('monthly_lead_quota', models.PositiveIntegerField(help_text='Leads per month; 0 means unlimited')),
-                ('seats', models.PositiveIntegerField(help_text='Team members; 0 means unlimited')),
-                ('features', models.JSONField(blank=True, default=list)),
-                ('is_public', models.BooleanField(default=True)),
-                ('sort_order', models.PositiveSmallIntegerField(default=0)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("code", models.SlugField(max_length=40, unique=True)),
+                ("name", models.CharField(max_length=80)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                ("monthly_lead_quota", models.PositiveIntegerField(help_text="Leads per month; 0 means unlimited")),
+                ("seats", models.PositiveIntegerField(help_text="Team members; 0 means unlimited")),
+                ("features", models.JSONField(blank=True, default=list)),
+                ("is_public", models.BooleanField(default=True)),
+                ("sort_order", models.PositiveSmallIntegerField(default=0)),
             ],
             options={
-                'ordering': ['sort_order', 'code'],
+                "ordering": ["sort_order", "code"],
             },
         ),
         migrations.CreateModel(
-            name='PlanPrice',
+            name="PlanPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('currency', models.CharField(choices=[('INR', 'Indian rupee (INR)'), ('USD', 'US dollar (USD)'), ('EUR', 'Euro (EUR)'), ('GBP', 'British pound (GBP)'), ('AUD', 'Australian dollar (AUD)'), ('CAD', 'Canadian dollar (CAD)'), ('SGD', 'Singapore dollar (SGD)'), ('AED', 'UAE dirham (AED)')], max_length=3)),
-                ('interval', models.CharField(choices=[('monthly', 'Monthly'), ('yearly', 'Yearly')], max_length=8)),
-                ('amount', models.DecimalField(decimal_places=2, max_digits=12)),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='prices', to='billing.plan')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "currency",
+                    models.CharField(
+                        choices=[
+                            ("INR", "Indian rupee (INR)"),
+                            ("USD", "US dollar (USD)"),
+                            ("EUR", "Euro (EUR)"),
+                            ("GBP", "British pound (GBP)"),
+                            ("AUD", "Australian dollar (AUD)"),
+                            ("CAD", "Canadian dollar (CAD)"),
+                            ("SGD", "Singapore dollar (SGD)"),
+                            ("AED", "UAE dirham (AED)"),
+                        ],
+                        max_length=3,
+                    ),
+                ),
+                ("interval", models.CharField(choices=[("monthly", "Monthly"), ("yearly", "Yearly")], max_length=8)),
+                ("amount", models.DecimalField(decimal_places=2, max_digits=12)),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="prices", to="billing.plan"
+                    ),
+                ),
             ],
             options={
-                'ordering': ['plan', 'currency', 'interval'],
-                'constraints': [models.UniqueConstraint(fields=('plan', 'currency', 'interval'), name='billing_planprice_unique'), models.CheckConstraint(condition=models.Q(('amount__gte', Decimal('0'))), name='billing_planprice_amount_gte_0')],
+                "ordering": ["plan", "currency", "interval"],
+                "constraints": [
+                    models.UniqueConstraint(fields=("plan", "currency", "interval"), name="billing_planprice_unique"),
+                    models.CheckConstraint(
+                        condition=models.Q(("amount__gte", Decimal("0"))), name="billing_planprice_amount_gte_0"
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Subscription',
+            name="Subscription",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('status', models.CharField(choices=[('trialing', 'Trialing'), ('active', 'Active'), ('past_due', 'Past due'), ('suspended', 'Suspended'), ('cancelled', 'Cancelled')], default='trialing', max_length=16)),
-                ('interval', models.CharField(choices=[('monthly', 'Monthly'), ('yearly', 'Yearly')], default='monthly', max_length=8)),
-                ('currency', models.CharField(choices=[('INR', 'Indian rupee (INR)'), ('USD', 'US dollar (USD)'), ('EUR', 'Euro (EUR)'), ('GBP', 'British pound (GBP)'), ('AUD', 'Australian dollar (AUD)'), ('CAD', 'Canadian dollar (CAD)'), ('SGD', 'Singapore dollar (SGD)'), ('AED', 'UAE dirham (AED)')], max_length=3)),
-                ('provider', models.CharField(default='offline', max_length=16)),
-                ('trial_ends_at', models.DateTimeField(blank=True, null=True)),
-                ('current_period_end', models.DateTimeField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('organization', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='accounts.organization')),
-                ('plan', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='subscriptions', to='billing.plan')),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("trialing", "Trialing"),
+                            ("active", "Active"),
+                            ("past_due", "Past due"),
+                            ("suspended", "Suspended"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        default="trialing",
+                        max_length=16,
+                    ),
+                ),
+                (
+                    "interval",
+                    models.CharField(
+                        choices=[("monthly", "Monthly"), ("yearly", "Yearly")], default="monthly", max_length=8
+                    ),
+                ),
+                (
+                    "currency",
+                    models.CharField(
+                        choices=[
+                            ("INR", "Indian rupee (INR)"),
+                            ("USD", "US dollar (USD)"),
+                            ("EUR", "Euro (EUR)"),
+                            ("GBP", "British pound (GBP)"),
+                            ("AUD", "Australian dollar (AUD)"),
+                            ("CAD", "Canadian dollar (CAD)"),
+                            ("SGD", "Singapore dollar (SGD)"),
+                            ("AED", "UAE dirham (AED)"),
+                        ],
+                        max_length=3,
+                    ),
+                ),
+                ("provider", models.CharField(default="offline", max_length=16)),
+                ("trial_ends_at", models.DateTimeField(blank=True, null=True)),
+                ("current_period_end", models.DateTimeField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE, related_name="+", to="accounts.organization"
+                    ),
+                ),
+                (
+                    "plan",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="subscriptions", to="billing.plan"
+                    ),
+                ),
             ],
             options={
-                'constraints': [models.UniqueConstraint(fields=('organization',), name='billing_subscription_one_per_org')],
+                "constraints": [
+                    models.UniqueConstraint(fields=("organization",), name="billing_subscription_one_per_org")
+                ],
             },
         ),
     ]

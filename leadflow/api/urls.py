@@ -5,4 +5,7 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("accounts.api.urls")),
     path("", include("leads.api.urls")),
+    path("", include("integrations.api.webhooks")),
 ]
+urlpatterns += [path("", include("campaigns.api.urls"))]
+urlpatterns += [path("", include("integrations.api.connections"))]

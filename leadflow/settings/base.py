@@ -138,13 +138,38 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60 * 6,
     },
     "leads-sweep-outbox": {"task": "leads.tasks.sweep_outbox", "schedule": 60},
+    "integrations-send-due-webhook-deliveries": {
+        "task": "integrations.tasks.send_due_webhook_deliveries",
+        "schedule": 30,
+    },
     "leads-retry-stuck-submissions": {"task": "leads.tasks.retry_stuck_submissions", "schedule": 60 * 5},
     "leads-drain-assignment-queues": {"task": "leads.tasks.drain_all_assignment_queues", "schedule": 60 * 5},
     "leads-rescore-nightly": {
         "task": "leads.tasks.rescore_recent_leads",
         "schedule": crontab(hour=2, minute=30),
     },
+    # Facebook Lead Ads backfill: what Meta failed to notify us about (it gives up after 36 hours).
+    "integrations-sync-facebook-leads": {"task": "integrations.tasks.sync_facebook_leads", "schedule": 60 * 15},
+    "integrations-sync-linkedin-leads": {"task": "integrations.tasks.sync_linkedin_leads", "schedule": 60 * 15},
 }
+# Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
+# resolve to private or loopback addresses (never in production: it would let a tenant probe our network).
+WEBHOOK_TIMEOUT_S = env.float("WEBHOOK_TIMEOUT_S", default=15.0)
+WEBHOOKS_ALLOW_PRIVATE_ADDRESSES = env.bool("WEBHOOKS_ALLOW_PRIVATE_ADDRESSES", default=DEBUG)
+# Inbound integrations: credentials are encrypted with these Fernet keys (comma-separated, newest first). Unset,
+# a key derived from SECRET_KEY is used and `check --deploy` warns (integrations.W001).
+INTEGRATIONS_ENCRYPTION_KEY = env("INTEGRATIONS_ENCRYPTION_KEY", default="")
+# Facebook Lead Ads: the app's secret signs webhook notifications; the verify token answers Meta's handshake.
+FACEBOOK_APP_ID = env("FACEBOOK_APP_ID", default="")
+FACEBOOK_APP_SECRET = env("FACEBOOK_APP_SECRET", default="")
+FACEBOOK_VERIFY_TOKEN = env("FACEBOOK_VERIFY_TOKEN", default="")
+FACEBOOK_GRAPH_URL = env("FACEBOOK_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
+FACEBOOK_GRAPH_VERSION = env("FACEBOOK_GRAPH_VERSION", default="21.0").lstrip("v")
+FACEBOOK_GRAPH_TIMEOUT_S = env.float("FACEBOOK_GRAPH_TIMEOUT_S", default=10.0)
+# LinkedIn Lead Gen: the REST API's base and the monthly version sent as LinkedIn-Version.
+LINKEDIN_API_URL = env("LINKEDIN_API_URL", default="https://api.linkedin.com").rstrip("/")
+LINKEDIN_API_VERSION = env("LINKEDIN_API_VERSION", default="202510")
+LINKEDIN_API_TIMEOUT_S = env.float("LINKEDIN_API_TIMEOUT_S", default=10.0)
 # The scorer leads use; an AI scorer can replace it (see leads.scoring).
 LEADFLOW_LEAD_SCORER = env("LEADFLOW_LEAD_SCORER", default="leads.scoring.RuleScorer")
 
@@ -239,6 +264,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "StageKindEnum": "leads.constants.StageKind",
         "ActivityKindEnum": "leads.constants.ActivityKind",
+        "WebhookDeliveryStatusEnum": "integrations.constants.WebhookDeliveryStatus",
     },
     "TITLE": "LeadFlow API",
     "DESCRIPTION": (
@@ -289,5 +315,11 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # httpx logs every request URL at INFO, and the Graph API takes its access token in the query string.
+        "httpx": {"level": "WARNING"},
+    },
 }
+# Campaigns: Campaign.distribution_logic and LeadDistribution.strategy share one choice set in the API schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DistributionLogicEnum"] = "campaigns.constants.DistributionLogic"

@@ -23,6 +23,7 @@ from ..intake.normalize import NormalizationError
 from ..models import Lead, LeadNote, PipelineStage, ScoringRule
 from ..scoring import get_scorer
 from .activity import activity_record
+from .outbox import outbox_publish
 
 # Fields a person may edit on a lead (attribution and consent record what the source sent and stay as received).
 EDITABLE_FIELDS = (*CONTACT_FIELDS, "custom", "deal_value")
@@ -98,6 +99,11 @@ def lead_update(*, lead: Lead, actor, data: dict[str, Any]) -> Lead:
         )
         lead_rescore(lead)
         _publish_change(lead)
+        outbox_publish(
+            organization=lead.organization,
+            topic="lead.updated",
+            payload={"lead_id": lead.pk, "changed_fields": sorted(changes)},
+        )
     return lead
 
 
@@ -139,6 +145,14 @@ def lead_change_stage(*, lead: Lead, stage: PipelineStage, actor, lost_reason: s
         data={"from": previous.pk, "to": stage.pk},
     )
     _publish_change(lead)
+    outbox_publish(
+        organization=lead.organization,
+        topic="lead.stage_changed",
+        payload={
+            "lead_id": lead.pk,
+            "previous_stage": {"id": previous.pk, "name": previous.name, "kind": previous.kind},
+        },
+    )
     if previous.kind == StageKind.OPEN and stage.kind != StageKind.OPEN and lead.owner_id:
         _drain_after_commit(lead.organization)
     return lead
@@ -217,6 +231,12 @@ def lead_assign(*, lead: Lead, owner, actor, automatic: bool = False) -> Lead:
         )
         publish_to_user(owner, "lead.assigned", lead_summary(lead))
     _publish_change(lead)
+    # Unassigning is announced too (the lead's owner is then null), so receivers mirror the queue.
+    outbox_publish(
+        organization=lead.organization,
+        topic="lead.assigned",
+        payload={"lead_id": lead.pk, "previous_owner_id": previous_owner_id, "automatic": automatic},
+    )
     if previous_owner_id and lead.stage.kind == StageKind.OPEN:
         _drain_after_commit(lead.organization)
     return lead
@@ -266,6 +286,11 @@ def lead_set_tags(*, lead: Lead, actor, add=(), remove=()) -> Lead:
             data={"added": added, "removed": removed},
         )
         _publish_change(lead)
+        outbox_publish(
+            organization=lead.organization,
+            topic="lead.updated",
+            payload={"lead_id": lead.pk, "changed_fields": ["tags"]},
+        )
     return lead
 
 

@@ -1,0 +1,1 @@
+"""Everything that changes campaigns, buyers and wallets lives here; views, the admin and tasks call these."""

@@ -1,0 +1,1 @@
+"""The integrations app's forms, one module per subsystem."""

@@ -1,0 +1,73 @@
+"""Celery tasks of the integrations app: thin wrappers over its services."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+# Outbound webhooks -------------------------------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def send_webhook_delivery(delivery_id: int) -> bool:
+    """Attempt one delivery if it is due; running twice, or late, is harmless (the service locks and checks)."""
+    from .services.webhooks import webhook_delivery_attempt
+
+    return webhook_delivery_attempt(delivery_id=delivery_id) is not None
+
+
+@shared_task
+def send_due_webhook_deliveries() -> int:
+    from .services.webhooks import webhook_deliveries_send_due
+
+    return webhook_deliveries_send_due()
+
+
+@shared_task
+def notify_webhook_endpoint_disabled(endpoint_id: int) -> None:
+    from .emails import webhook_endpoint_disabled_email_send
+
+    webhook_endpoint_disabled_email_send(endpoint_id=endpoint_id)
+
+
+# Inbound connections -----------------------------------------------------------------------------------------------
+
+
+@shared_task
+def notify_connection_error(connection_id: int) -> None:
+    from .services.connections import connection_error_email_send
+
+    connection_error_email_send(connection_id=connection_id)
+
+
+@shared_task(acks_late=True)
+def fetch_facebook_lead(submission_id: int, attempt: int = 0) -> str:
+    """Fetch one notified lead from the Graph API and run it through the intake. A failure that may pass is tried
+    again after ``FACEBOOK_FETCH_RETRY_DELAYS[attempt]``; after the last, the submission is left failed (replayable).
+
+    The next try is a new task carrying its attempt number rather than ``self.retry``: running it twice is harmless
+    (the service skips a submission that made its lead), and eager mode (development) runs the same schedule.
+    """
+    from .services.inbound import facebook_submission_fetch_and_process
+
+    result = facebook_submission_fetch_and_process(submission_id=submission_id, attempt=attempt)
+    if result.retry_in is not None:
+        fetch_facebook_lead.apply_async(
+            args=[submission_id], kwargs={"attempt": attempt + 1}, countdown=result.retry_in.total_seconds()
+        )
+    return result.status
+
+
+@shared_task
+def sync_facebook_leads() -> int:
+    """Beat: pull every connected page's leads created since its last sync (what Meta failed to notify)."""
+    from .services.inbound import facebook_connections_sync
+
+    return facebook_connections_sync()
+
+
+@shared_task
+def sync_linkedin_leads() -> int:
+    """Beat: pull every LinkedIn connection's form responses submitted since its last sync."""
+    from .services.inbound import linkedin_connections_sync
+
+    return linkedin_connections_sync()

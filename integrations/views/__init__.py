@@ -1,0 +1,1 @@
+"""The integrations app's views, one module per subsystem."""
