@@ -13,7 +13,8 @@ Served as `make bench` serves LeadFlow (gunicorn, a real Celery worker, `leadflo
 Speed to lead is the time from the notification being sent to its lead's webhook arriving. Every lead must arrive
 exactly once ("lost" counts those that never did; "repeated" those that came twice). Environment:
 STL_RATE (leads/s, 50), STL_SECONDS (60), STL_DRAIN_SECONDS (how long to wait for stragglers, 30), and the
-BENCH_* variables of `bench/run.py` (database, Redis, gunicorn workers/threads, Celery concurrency).
+BENCH_* variables of `bench/run.py` (database, Redis, gunicorn workers/threads; BENCH_CELERY_CONCURRENCY defaults
+to 2 here, as in the Procfile).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from . import loadgen
+from . import cpu, loadgen
 from .run import Config, Servers, free_port, log, machine_info, prepare
 
 APP_SECRET = "bench-app-secret"  # noqa: S105 - a throwaway secret for loopback
@@ -254,6 +255,8 @@ def main() -> int:
     )
     config = Config()
     config.port = config.port or free_port()
+    # As the Procfile runs it: a lead here costs the worker three tasks, and two processes can use both cores.
+    config.celery_concurrency = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "2"))
     env, workdir, _capture, workspace, _results, began = prepare(config)
     receiver = Receiver()
     configure(workspace, receiver)
@@ -262,10 +265,12 @@ def main() -> int:
     try:
         servers.start()
         log(f"Speed to lead: {rate:.0f} Facebook leads/s for {seconds:.0f} s (logs in {workdir})")
+        before, clock = cpu.snapshot(servers.pgids()), time.perf_counter()
         samples = asyncio.run(send(servers.base_url, rate=rate, seconds=seconds, sent=sent))
         deadline = time.perf_counter() + drain
         while time.perf_counter() < deadline and len(receiver.arrived) < len(sent):
             time.sleep(0.2)
+        used = cpu.usage(before, cpu.snapshot(servers.pgids()), seconds=time.perf_counter() - clock, requests=len(sent))
     finally:
         servers.stop()
         graph.shutdown()
@@ -292,6 +297,9 @@ def main() -> int:
         # From the first notification sent to the last lead delivered: what the pipeline kept up with.
         "delivered_per_s": round(len(latencies) / (max(last) - min(sent.values())), 1) if latencies else None,
         "duration_s": round(time.perf_counter() - began, 1),
+        # CPU per lead by process, from the first notification to the last delivery (the stand-ins count as the
+        # load generator).
+        "cpu": used,
     }
     results["met"] = {
         "p50 ≤ 50 ms": results["p50_ms"] <= 50,
@@ -302,6 +310,7 @@ def main() -> int:
     out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n")
     for key in ("sent", "arrived", "lost", "repeated", "bad_signatures", "webhook_posts_not_200", "delivered_per_s"):
         print(f"{key:>22}: {results[key]}")
+    print(f"{'CPU ms per lead':>22}: {used['cpu_ms_per_request']}")
     print(f"{'speed to lead':>22}: p50 {results['p50_ms']} ms, p95 {results['p95_ms']} ms, p99 {results['p99_ms']} ms")
     print(f"{'targets':>22}: " + ", ".join(f"{k} {'yes' if v else 'NO'}" for k, v in results["met"].items()))
     log(f"Wrote {out}")

@@ -110,3 +110,33 @@ class IntegrationConnectionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request):
         return False  # connections get their token, key and audit entry from the services
+
+
+# Meta's Conversions API for CRM ---------------------------------------------------------------------------------------
+
+from .models import ConversionEvent  # noqa: E402 - this section was added after the others
+from .services.conversions import conversion_event_replay  # noqa: E402
+
+
+@admin.register(ConversionEvent)
+class ConversionEventAdmin(admin.ModelAdmin):
+    list_display = ["id", "organization", "connection", "leadgen_id", "event_name", "status", "attempts", "event_time"]
+    list_filter = ["status"]
+    list_select_related = ["organization", "connection"]
+    search_fields = ["leadgen_id", "event_name", "connection__name"]
+    readonly_fields = [field.name for field in ConversionEvent._meta.fields]
+    actions = ["replay"]
+
+    def has_add_permission(self, request):
+        return False  # rows come from lead stage changes only
+
+    @admin.action(description="Send the selected stages to Meta again")
+    def replay(self, request, queryset):
+        replayed = 0
+        for conversion_event in queryset:
+            try:
+                conversion_event_replay(conversion_event=conversion_event, actor=request.user, request=request)
+                replayed += 1
+            except ServiceError as error:
+                messages.warning(request, f"Conversion event {conversion_event.pk}: {error.message}")
+        messages.success(request, f"{replayed} stages queued again.")

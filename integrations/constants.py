@@ -119,3 +119,29 @@ HOSTED_FORM_RATE_WINDOW = timedelta(minutes=10)
 # The honeypot: a field people never see (hidden by CSS) and bots fill in.
 HOSTED_FORM_HONEYPOT = "website"
 LINKEDIN_SYNC_OVERLAP = timedelta(minutes=10)
+
+
+# Meta's Conversions API for CRM (Conversion Leads) --------------------------------------------------------------------
+
+
+class ConversionEventStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "Sent"
+    FAILED = "failed", "Failed"  # gave up: retries spent, Meta refused it, or the token stopped working; replayable
+    SKIPPED = "skipped", "Skipped"  # not sent: the connection was disconnected or turned conversions off meanwhile
+
+
+# The delay before each try after the first; after the last the event is left failed (replayable from the admin).
+CONVERSION_RETRY_DELAYS: tuple[timedelta, ...] = (
+    timedelta(minutes=1),
+    timedelta(minutes=5),
+    timedelta(minutes=30),
+    timedelta(hours=2),
+    timedelta(hours=6),
+)
+CONVERSION_MAX_ATTEMPTS = len(CONVERSION_RETRY_DELAYS) + 1
+# Meta discards CRM events whose event_time is more than 7 days before they are sent (payload specification).
+CONVERSION_MAX_EVENT_AGE = timedelta(days=7)
+# custom_data.lead_event_source: "the name of the tool where the leads are coming from" (payload specification).
+CONVERSION_LEAD_EVENT_SOURCE = "LeadFlow"
+CONVERSION_RESPONSE_EXCERPT_CHARS = 1000

@@ -69,3 +69,13 @@ def send_lead_assigned_webhooks(events) -> None:
 @outbox_batch_handler("lead.duplicate")
 def send_lead_duplicate_webhooks(events) -> None:
     _send_lead_events(WebhookEventType.LEAD_DUPLICATE, events)
+
+
+@outbox_batch_handler("lead.created")
+@outbox_batch_handler("lead.stage_changed")
+def queue_meta_crm_conversions(events) -> None:
+    """Facebook leads' stages back to Meta (Conversions API for CRM), for connections that opted in: the first
+    stage when the lead arrives, then every stage it enters."""
+    from .services.conversions import conversion_events_queue
+
+    conversion_events_queue(events=events)

@@ -15,6 +15,14 @@ def send_webhook_delivery(delivery_id: int) -> bool:
     return webhook_delivery_attempt(delivery_id=delivery_id) is not None
 
 
+@shared_task(acks_late=True)
+def send_webhook_deliveries(delivery_ids: list[int]) -> int:
+    """First attempts of a few deliveries, one after the other (see ``DELIVERIES_PER_TASK``)."""
+    from .services.webhooks import webhook_delivery_attempt
+
+    return sum(webhook_delivery_attempt(delivery_id=delivery_id) is not None for delivery_id in delivery_ids)
+
+
 @shared_task
 def send_due_webhook_deliveries() -> int:
     from .services.webhooks import webhook_deliveries_send_due
@@ -71,3 +79,22 @@ def sync_linkedin_leads() -> int:
     from .services.inbound import linkedin_connections_sync
 
     return linkedin_connections_sync()
+
+
+# Meta's Conversions API for CRM --------------------------------------------------------------------------------------
+
+
+@shared_task(acks_late=True)
+def send_conversion_event(conversion_event_id: int) -> bool:
+    """Send one lead stage to Meta if it is due; running twice, or late, is harmless (the service locks and checks)."""
+    from .services.conversions import conversion_event_attempt
+
+    return conversion_event_attempt(conversion_event_id=conversion_event_id) is not None
+
+
+@shared_task
+def send_due_conversion_events() -> int:
+    """Beat: stages whose retry is due, and any whose task was lost."""
+    from .services.conversions import conversion_events_send_due
+
+    return conversion_events_send_due()

@@ -32,6 +32,11 @@ urlpatterns = [
     ),
     path("connections/<int:pk>/reconnect/", connections.ConnectionReconnectView.as_view(), name="connection_reconnect"),
     path("connections/<int:pk>/form/", connections.ConnectionHostedFormView.as_view(), name="connection_hosted_form"),
+    path(
+        "connections/<int:pk>/conversions/",
+        connections.ConnectionConversionsView.as_view(),
+        name="connection_conversions",
+    ),
     # Hosted web forms: public, no login
     path("f/<str:token>/", hosted_forms.HostedFormView.as_view(), name="hosted_form"),
 ]

@@ -436,3 +436,24 @@ class IntegrationConnectionFactory(TenantFactory):
 
 
 TENANT_FACTORIES[IntegrationConnection] = IntegrationConnectionFactory
+
+
+from integrations.models import ConversionEvent  # noqa: E402 - kept with its factory
+
+
+class ConversionEventFactory(TenantFactory):
+    class Meta:
+        model = ConversionEvent
+
+    organization = factory.SubFactory(OrganizationFactory)
+    connection = factory.SubFactory(
+        IntegrationConnectionFactory, organization=factory.SelfAttribute("..organization"), provider="facebook"
+    )
+    leadgen_id = factory.Sequence(lambda n: f"90071992547409{n:05d}")
+    event_name = "Qualified"
+    event_time = factory.LazyFunction(timezone.now)
+    idempotency_key = factory.Sequence(lambda n: f"factory:{n}")
+    status = "failed"
+
+
+TENANT_FACTORIES[ConversionEvent] = ConversionEventFactory

@@ -108,3 +108,32 @@ class LinkedInConnectForm(forms.Form):
         help_text="The number in Campaign Manager's URL, or urn:li:sponsoredAccount:…",
     )
     name = forms.CharField(max_length=120, required=False)
+
+
+class ConversionsSettingsForm(forms.Form):
+    """Sending a Facebook page's lead stages to Meta's Conversions API for CRM."""
+
+    conversions_enabled = forms.BooleanField(required=False, label="Send lead stages to Meta")
+    dataset_id = forms.CharField(
+        max_length=32,
+        required=False,
+        label="Dataset (pixel) id",
+        help_text="Events Manager → your CRM dataset → Settings.",
+    )
+    conversions_stages = forms.CharField(
+        max_length=500,
+        required=False,
+        label="Stages to send",
+        help_text="Stage names or kinds (open, won, lost), comma-separated; empty sends every stage change. Meta "
+        "asks for every stage, including the first.",
+    )
+    access_token = forms.CharField(
+        required=False,
+        label="Conversions API token (optional)",
+        widget=forms.PasswordInput(render_value=False),
+        help_text="Generated in Events Manager for the dataset; without one the page's token is used.",
+    )
+
+    def clean_conversions_stages(self) -> list[str]:
+        text = self.cleaned_data.get("conversions_stages") or ""
+        return [stage.strip() for stage in text.split(",") if stage.strip()]

@@ -105,7 +105,33 @@ def _clean_settings(provider: str, options: dict[str, Any]) -> dict[str, Any]:
             }
         except ValueError as error:
             raise ServiceError(str(error), field="mapping") from None
+    if provider == IntegrationProvider.FACEBOOK:
+        options = _clean_conversion_settings(options)
     return options
+
+
+CONVERSION_SETTINGS = ("conversions_enabled", "dataset_id", "conversions_stages")
+
+
+def _clean_conversion_settings(options: dict[str, Any]) -> dict[str, Any]:
+    """Sending lead stages to Meta's Conversions API: off unless turned on, and then only with a dataset id (the
+    pixel or CRM dataset Meta shows in Events Manager). ``conversions_stages`` lists stage names or kinds (open,
+    won, lost) to send; empty sends every stage change."""
+    if not any(key in options for key in CONVERSION_SETTINGS):
+        return options
+    enabled = options.get("conversions_enabled") in (True, "true", "on", "1", 1)
+    dataset_id = str(options.get("dataset_id") or "").strip()
+    if dataset_id and not dataset_id.isdigit():
+        raise ServiceError("A dataset id is a number: copy it from Meta's Events Manager.", field="dataset_id")
+    if enabled and not dataset_id:
+        raise ServiceError("Enter the dataset (pixel) id the stages are sent to.", field="dataset_id")
+    stages = options.get("conversions_stages") or []
+    if isinstance(stages, str):
+        stages = stages.split(",")
+    if not isinstance(stages, list | tuple) or not all(isinstance(stage, str) for stage in stages):
+        raise ServiceError("Send the stages as a list of stage names.", field="conversions_stages")
+    cleaned_stages = list(dict.fromkeys(stage.strip()[:100] for stage in stages if stage.strip()))
+    return {**options, "conversions_enabled": enabled, "dataset_id": dataset_id, "conversions_stages": cleaned_stages}
 
 
 @transaction.atomic
@@ -208,6 +234,13 @@ def connection_reconnect(*, connection: IntegrationConnection, actor=None, reque
 def connection_record_success(*, connection: IntegrationConnection) -> None:
     """Something worked: the error count restarts and an ``error`` connection is healthy again."""
     now = timezone.now()
+    if (
+        connection.status == ConnectionStatus.CONNECTED
+        and not connection.consecutive_errors
+        and connection.last_success_at is not None
+        and now - connection.last_success_at < SUCCESS_WRITE_INTERVAL
+    ):
+        return  # healthy and recorded a moment ago (as this copy was read): not even a statement
     # A busy source succeeds many times a second: a healthy row is rewritten at most once a second.
     needs_write = (
         Q(last_success_at__isnull=True)

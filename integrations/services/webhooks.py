@@ -396,15 +396,21 @@ def webhook_endpoint_disable(*, endpoint: WebhookEndpoint, reason: str) -> bool:
 # Messages and deliveries ----------------------------------------------------------------------------------------------
 
 
+# A burst's first attempts go out a few per task: a task costs the worker more than a send to a kept-alive
+# receiver, and more deliveries per task would make the last of them wait for the others.
+DELIVERIES_PER_TASK = 5
+
+
 def _enqueue_on_commit(delivery_ids: Sequence[int]) -> None:
-    from ..tasks import send_webhook_delivery
+    from ..tasks import send_webhook_deliveries
 
     def enqueue() -> None:
-        for delivery_id in delivery_ids:
+        for start in range(0, len(delivery_ids), DELIVERIES_PER_TASK):
+            chunk = list(delivery_ids[start : start + DELIVERIES_PER_TASK])
             try:
-                send_webhook_delivery.delay(delivery_id)
-            except Exception:  # The broker is down: the beat sweep sends the delivery once it is back.
-                logger.warning("webhook delivery %s could not be queued; the sweep will", delivery_id, exc_info=True)
+                send_webhook_deliveries.delay(chunk)
+            except Exception:  # The broker is down: the beat sweep sends the deliveries once it is back.
+                logger.warning("webhook deliveries %s could not be queued; the sweep will", chunk, exc_info=True)
 
     if delivery_ids:
         transaction.on_commit(enqueue)
@@ -628,7 +634,18 @@ def _retry_on_commit(delivery_id: int, delay: timedelta) -> None:
     transaction.on_commit(enqueue)
 
 
+# A busy endpoint succeeds many times a second: its healthy row is rewritten at most this often.
+SUCCESS_WRITE_INTERVAL = timedelta(seconds=1)
+
+
 def _endpoint_succeeded(endpoint: WebhookEndpoint, now: datetime) -> None:
+    if (
+        endpoint.failing_since is None
+        and not endpoint.consecutive_failures
+        and endpoint.last_success_at is not None
+        and now - endpoint.last_success_at < SUCCESS_WRITE_INTERVAL
+    ):
+        return  # healthy, and recorded a moment ago as this copy was read
     WebhookEndpoint.objects.unscoped().filter(pk=endpoint.pk).update(
         last_success_at=now, failing_since=None, consecutive_failures=0
     )

@@ -21,6 +21,7 @@ from leadflow.tenancy.views import OrganizationRequiredMixin
 from ..constants import ConnectionStatus, IntegrationProvider
 from ..forms.connections import (
     ConnectionCreateForm,
+    ConversionsSettingsForm,
     FacebookConnectForm,
     HostedFormSettingsForm,
     LinkedInConnectForm,
@@ -31,8 +32,9 @@ from ..forms.connections import (
 from ..models import IntegrationConnection
 from ..providers.generic import MAPPABLE_FIELDS, payload_paths
 from ..selectors import connections as selectors
+from ..selectors.conversions import connection_conversion_events
 from ..services import connections as services
-from ..services import hosted_forms, inbound
+from ..services import conversions, hosted_forms, inbound
 
 RECENT_PAYLOADS = 20
 TEMPLATES = "integrations/connections"
@@ -114,6 +116,20 @@ def _detail_context(request, connection: IntegrationConnection, **extra):
         "is_disconnected": connection.status == ConnectionStatus.DISCONNECTED,
         **extra,
     }
+    if connection.provider == IntegrationProvider.FACEBOOK:
+        options = connection.settings
+        context.setdefault(
+            "conversions_form",
+            ConversionsSettingsForm(
+                initial={
+                    "conversions_enabled": bool(options.get("conversions_enabled")),
+                    "dataset_id": options.get("dataset_id", ""),
+                    "conversions_stages": ", ".join(options.get("conversions_stages") or []),
+                }
+            ),
+        )
+        context["has_conversions_token"] = bool(connection.credential("conversions_access_token"))
+        context["conversion_events"] = connection_conversion_events(connection=connection)[:RECENT_PAYLOADS]
     if connection.provider == IntegrationProvider.FORM:
         form_options = hosted_forms.hosted_form_options(connection)
         context["hosted_form_url"] = request.build_absolute_uri(
@@ -272,3 +288,31 @@ class LinkedInConnectView(ConnectionPageMixin, View):
             messages.success(request, "LinkedIn connected: its leads are pulled every 15 minutes.")
             return redirect("integrations:connection_detail", pk=connection.pk)
         return ConnectionListView().render_page(request, linkedin_form=form, status=400)
+
+
+class ConnectionConversionsView(ConnectionPageMixin, View):
+    """Turn sending lead stages to Meta's Conversions API on or off for a Facebook page."""
+
+    def post(self, request, pk: int):
+        connection = self.get_connection(pk)
+        form = ConversionsSettingsForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                conversions.connection_conversions_configure(
+                    connection=connection,
+                    enabled=data["conversions_enabled"],
+                    dataset_id=data["dataset_id"],
+                    stages=data["conversions_stages"],
+                    access_token=data["access_token"],
+                    actor=request.user,
+                    request=request,
+                )
+            except ServiceError as error:
+                form.add_error(error.field if error.field in form.fields else None, error.message)
+            else:
+                state = "on" if connection.settings.get("conversions_enabled") else "off"
+                messages.success(request, f"Sending lead stages to Meta is {state}.")
+                return redirect("integrations:connection_detail", pk=connection.pk)
+        context = _detail_context(request, connection, conversions_form=form)
+        return render(request, f"{TEMPLATES}/detail.html", context, status=400)

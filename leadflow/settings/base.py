@@ -151,6 +151,11 @@ CELERY_BEAT_SCHEDULE = {
     # Facebook Lead Ads backfill: what Meta failed to notify us about (it gives up after 36 hours).
     "integrations-sync-facebook-leads": {"task": "integrations.tasks.sync_facebook_leads", "schedule": 60 * 15},
     "integrations-sync-linkedin-leads": {"task": "integrations.tasks.sync_linkedin_leads", "schedule": 60 * 15},
+    # Lead stages for Meta's Conversions API whose retry is due (the first retries are queued with a countdown).
+    "integrations-send-due-conversion-events": {
+        "task": "integrations.tasks.send_due_conversion_events",
+        "schedule": 60,
+    },
 }
 # Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
 # resolve to private or loopback addresses (never in production: it would let a tenant probe our network).
