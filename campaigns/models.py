@@ -304,6 +304,8 @@ class WalletEntry(ImmutableRow, TenantModel):
     balance_after = money_field()
     lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     note = models.CharField(max_length=255, blank=True)
+    # The payment behind a credit (a provider's payment or order id): the same payment never credits twice.
+    external_reference = models.CharField(max_length=255, blank=True)
     actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -312,6 +314,11 @@ class WalletEntry(ImmutableRow, TenantModel):
         verbose_name_plural = "wallet entries"
         indexes = [models.Index(fields=["buyer", "-created_at"], name="campaigns_ledger_buyer_idx")]
         constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "external_reference"],
+                condition=~Q(external_reference=""),
+                name="campaigns_ledger_reference_unique",
+            ),
             models.CheckConstraint(
                 condition=(
                     Q(kind__in=[WalletEntryKind.CREDIT, WalletEntryKind.REFUND], amount__gt=0)

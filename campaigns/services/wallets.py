@@ -66,6 +66,7 @@ def wallet_post(
     lead=None,
     note: str = "",
     actor=None,
+    external_reference: str = "",
 ) -> WalletEntry:
     """Write one ledger entry on a wallet the caller has locked. ``amount`` is signed; refuses to go below the
     credit limit when money leaves the wallet."""
@@ -83,6 +84,7 @@ def wallet_post(
         balance_after=balance_after,
         lead=lead,
         note=note[:255],
+        external_reference=external_reference,
         actor=actor,
     )
     wallet.balance = balance_after
@@ -95,16 +97,30 @@ def _locked_wallet(buyer: Buyer) -> Wallet:
 
 
 @transaction.atomic
-def wallet_credit(*, buyer: Buyer, amount, note: str = "", actor=None, request=None) -> WalletEntry:
-    """Money in: a top-up (by hand now, from billing's charge interface later)."""
+def wallet_credit(
+    *, buyer: Buyer, amount, note: str = "", actor=None, request=None, external_reference: str = ""
+) -> WalletEntry:
+    """Money in: a top-up by hand, or a payment confirmed by a provider (``billing.charging``).
+
+    ``external_reference`` names the payment (e.g. ``razorpay:pay_…``); crediting the same one again returns the
+    entry it made the first time, so a re-delivered provider webhook changes nothing.
+    """
     amount = _amount(amount)
+    wallet = _locked_wallet(buyer)  # taken first: two deliveries of one payment queue here, the second sees the first
+    if external_reference:
+        existing = WalletEntry.objects.unscoped().filter(
+            organization_id=buyer.organization_id, external_reference=external_reference
+        )
+        if entry := existing.first():
+            return entry
     entry = wallet_post(
-        wallet=_locked_wallet(buyer),
+        wallet=wallet,
         kind=WalletEntryKind.CREDIT,
         amount=amount,
         credit_limit=buyer.credit_limit,
         note=note,
         actor=actor,
+        external_reference=external_reference[:255],
     )
     _audit(buyer, "wallet.credited", entry, actor=actor, request=request)
     return entry
