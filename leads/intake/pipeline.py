@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -16,20 +17,21 @@ from datetime import timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
+from leadflow.sql import InsertStatement
 from leadflow.tenancy.context import organization_scope
 
-from ..constants import ActivityKind, LeadSource, SubmissionStatus
-from ..models import InboundSubmission, Lead, LeadActivity, OutboxEvent
+from ..constants import ActivityKind, LeadSource, StageKind, SubmissionStatus
+from ..models import InboundSubmission, Lead, LeadActivity, OutboxEvent, PipelineStage
 from ..scoring import RuleScorer, active_rules
 from ..services.activity import activity_record
 from ..services.leads import lead_rescore
 from ..services.outbox import outbox_publish, outbox_wake_on_commit
-from ..services.stages import first_open_stage_id
 from .custom_fields import custom_field_schema
 from .mapping import clean_lead_fields, json_safe, map_payload
 from .normalize import NormalizationError
@@ -59,15 +61,6 @@ def safe_headers(headers) -> dict[str, str]:
     return {k: str(v)[:1000] for k, v in headers.items() if k.lower() not in SECRET_HEADERS}
 
 
-def _commit_without_waiting_for_disk() -> None:
-    """The raw payload's own commit skips the WAL flush wait: the processing transaction that follows (or the
-    outcome written when processing fails) flushes the WAL up to and past it before the sender gets an answer, so
-    nothing the sender was told is stored can be lost. It saves one disk wait per submission."""
-    if len(connection.atomic_blocks) == 1:  # only when this is the whole transaction, not a savepoint in another
-        with connection.cursor() as cursor:
-            cursor.execute("SET LOCAL synchronous_commit TO OFF")
-
-
 def storable_text(raw_body: str | bytes) -> str:
     """The body as text PostgreSQL can store: no NUL, no lone surrogates (a decoded JSON string may carry them)."""
     if isinstance(raw_body, bytes):
@@ -90,8 +83,16 @@ def submission_store(
     remote_ip: str | None = None,
     idempotency_key: str = "",
 ) -> tuple[InboundSubmission, bool]:
-    """Store the payload as received. With an ``idempotency_key`` already used, returns that submission and False."""
+    """Store the payload as received. With an ``idempotency_key`` already used, returns that submission and False.
+
+    Outside any transaction this is one round trip that commits on its own (``SET LOCAL`` and the INSERT sent
+    together run as one implicit transaction). Its commit skips the WAL flush wait: the processing transaction
+    that follows (or the outcome written when processing fails) flushes the WAL up to and past it before the
+    sender gets an answer, so nothing the sender was told is stored can be lost. Inside a caller's transaction it
+    is a plain INSERT in that transaction, which keeps the caller's own durability.
+    """
     raw_body = storable_text(raw_body)
+    idempotency_key = idempotency_key[:255]
     submission = InboundSubmission(
         organization=organization,
         source=source,
@@ -100,19 +101,36 @@ def submission_store(
         headers=safe_headers(headers or {}),
         context=context or {},
         remote_ip=remote_ip,
-        idempotency_key=idempotency_key[:255],
+        idempotency_key=idempotency_key,
         body_sha256=body_digest(raw_body),
     )
-    try:
-        with transaction.atomic():
-            _commit_without_waiting_for_disk()
-            submission.save()
-        return submission, True
-    except IntegrityError:
-        existing = InboundSubmission.objects.unscoped().get(
-            organization=organization, idempotency_key=idempotency_key[:255]
-        )
+    statement = _submission_insert()
+    sql = statement.sql(returning=("id",))
+    if idempotency_key:
+        sql = sql.replace(" RETURNING ", f" {_IDEMPOTENCY_CONFLICT} RETURNING ", 1)
+    if not connection.in_atomic_block:
+        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
+    with connection.cursor() as cursor:
+        cursor.execute(sql, statement.params(submission))
+        if not connection.in_atomic_block:
+            cursor.nextset()
+        row = cursor.fetchone()
+    if row is None:  # the key was used before: that first submission answers
+        existing = InboundSubmission.objects.unscoped().get(organization=organization, idempotency_key=idempotency_key)
         return existing, False
+    submission.pk = row[0]
+    submission._state.adding = False
+    submission._state.db = connection.alias
+    return submission, True
+
+
+# The partial unique index on (organization, idempotency_key): a key used before inserts nothing.
+_IDEMPOTENCY_CONFLICT = "ON CONFLICT (organization_id, idempotency_key) WHERE NOT (idempotency_key = '') DO NOTHING"
+
+
+@functools.cache
+def _submission_insert() -> InsertStatement:
+    return InsertStatement(InboundSubmission)
 
 
 def parse_body(submission: InboundSubmission) -> Any:
@@ -169,105 +187,158 @@ def lead_intake(
     return submission_process(submission, payload=payload, actor=actor, tags=tags)
 
 
+def _create_or_match(submission: InboundSubmission, fields: dict[str, Any], actor) -> IntakeOutcome:
+    organization = submission.organization
+    source = submission.source
+    lead = Lead(organization=organization, source=source, received_at=submission.received_at, **fields)
+    # Born with its score: scoring later would write every lead twice (and all its indexes with it).
+    lead_rescore(lead, rules=active_rules(organization.pk), scorer=RuleScorer(), save=False)
+    keys = sorted(
+        {
+            _lock_key(organization.pk, kind, value)
+            for kind, value in (
+                ("email", fields.get("email")),
+                ("phone", fields.get("phone")),
+                (f"ext:{source}", fields.get("external_id")),
+            )
+            if value
+        }
+    )
+    match = _match_params(organization, source, fields, received_at=submission.received_at)
+    message = f"Received from {LeadSource(source).label}"
+    # Most leads match nothing: locked, checked and written in one round trip.
+    if _insert_unless_matched(submission, lead, keys=keys, match=match, actor=actor, message=message, lock=True):
+        return IntakeOutcome(submission, SubmissionStatus.ACCEPTED, lead=lead)
+    # Something matched (a re-delivery or a duplicate): decided again under the same locks, with every rule.
+    with transaction.atomic():
+        _advisory_locks(keys)
+        redelivered, original = _find_match(match)
+        if redelivered is not None:
+            original = redelivered.duplicate_of or redelivered
+            _finish(submission, SubmissionStatus.DUPLICATE, lead=redelivered)
+            return IntakeOutcome(submission, SubmissionStatus.DUPLICATE, lead=redelivered, original=original)
+        if original is None:  # what matched a moment ago is gone
+            if _insert_unless_matched(submission, lead, keys=keys, match=match, actor=actor, message=message):
+                return IntakeOutcome(submission, SubmissionStatus.ACCEPTED, lead=lead)
+            raise RuntimeError("the lead matched nothing and still was not inserted")
+        lead.duplicate_of = original
+        _lead_insert_returning(lead)
+        Lead.objects.filter(pk=original.pk).update(duplicate_count=F("duplicate_count") + 1)
+        activity_record(
+            lead=lead,
+            kind=ActivityKind.DUPLICATE,
+            actor=actor,
+            message=f"Duplicate of {original.display_name} received from {LeadSource(source).label}",
+            data={"original_id": original.pk, "submission_id": submission.pk},
+        )
+        outbox_publish(
+            organization=organization, topic="lead.duplicate", payload={"lead_id": lead.pk, "original_id": original.pk}
+        )
+        _finish(submission, SubmissionStatus.DUPLICATE, lead=lead)
+    return IntakeOutcome(submission, SubmissionStatus.DUPLICATE, lead=lead, original=original)
+
+
 def _lock_key(*parts: Any) -> int:
     digest = hashlib.blake2b(":".join(str(p) for p in parts).encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
 
 
-def _create_or_match(submission: InboundSubmission, fields: dict[str, Any], actor) -> IntakeOutcome:
-    organization = submission.organization
-    source = submission.source
-    email, phone, external_id = fields.get("email"), fields.get("phone"), fields.get("external_id")
-    keys = sorted(
-        {
-            _lock_key(organization.pk, kind, value)
-            for kind, value in (("email", email), ("phone", phone), (f"ext:{source}", external_id))
-            if value
-        }
-    )
-    with transaction.atomic():
-        # Identical submissions arriving at once serialize here, so the second sees the first's lead.
+# Identical submissions arriving at once serialize on these, so the second sees the first's lead. A statement of
+# its own: in READ COMMITTED each statement sees what was committed when it started, so the lookup that follows
+# must start after the locks are granted.
+_ADVISORY_LOCKS_SQL = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(lock_keys)s::bigint[]) AS k ORDER BY k"
+
+
+def _advisory_locks(keys: list[int]) -> None:
+    if keys:
         with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_xact_lock(k) FROM unnest(%s::bigint[]) AS k ORDER BY k", [keys])
-        redelivered, original = _find_match(organization, source, fields, received_at=submission.received_at)
-        if redelivered is not None:
-            original = redelivered.duplicate_of or redelivered
-            _finish(submission, SubmissionStatus.DUPLICATE, lead=redelivered)
-            return IntakeOutcome(submission, SubmissionStatus.DUPLICATE, lead=redelivered, original=original)
-
-        lead = Lead(
-            organization=organization,
-            source=source,
-            # The first open stage, looked up inside the INSERT: one round trip fewer per lead.
-            stage_id=first_open_stage_id(organization),
-            received_at=submission.received_at,
-            duplicate_of=original,
-            **fields,
-        )
-        # Born with its score: scoring later would write every lead twice (and all its indexes with it).
-        lead_rescore(lead, rules=active_rules(organization.pk), scorer=RuleScorer(), save=False)
-        lead.save()
-        lead.__dict__.pop("stage_id")  # the database chose it: loaded from there if anyone asks
-        label = LeadSource(source).label
-        if original is not None:
-            Lead.objects.filter(pk=original.pk).update(duplicate_count=F("duplicate_count") + 1)
-            activity_record(
-                lead=lead,
-                kind=ActivityKind.DUPLICATE,
-                actor=actor,
-                message=f"Duplicate of {original.display_name} received from {label}",
-                data={"original_id": original.pk, "submission_id": submission.pk},
-            )
-            status = SubmissionStatus.DUPLICATE
-            outbox_publish(
-                organization=organization,
-                topic="lead.duplicate",
-                payload={"lead_id": lead.pk, "original_id": original.pk},
-            )
-            _finish(submission, status, lead=lead)
-        else:
-            status = SubmissionStatus.ACCEPTED
-            _record_new_lead(submission, lead, actor=actor, message=f"Received from {label}")
-    return IntakeOutcome(submission, status, lead=lead, original=original)
+            cursor.execute(_ADVISORY_LOCKS_SQL, {"lock_keys": keys})
 
 
-# What a new lead leaves behind, in one statement: its first timeline entry, its ``lead.created`` outbox event and
-# the submission's outcome. The same rows ``activity_record``, ``outbox_publish`` and ``_finish`` write, for the
-# path every lead takes, at a third of the round trips and without the ORM building three statements per lead.
-_RECORD_NEW_LEAD_SQL = f"""
-WITH activity AS (
-    INSERT INTO {LeadActivity._meta.db_table} (organization_id, lead_id, kind, actor_id, message, data, created_at)
-    VALUES (%(organization)s, %(lead)s, %(kind)s, %(actor)s, %(message)s, %(activity_data)s, %(now)s)
-), event AS (
-    INSERT INTO {OutboxEvent._meta.db_table} (organization_id, topic, payload, created_at, attempts, last_error)
-    VALUES (%(organization)s, %(topic)s, %(event_payload)s, %(now)s, 0, '')
+# The first open stage, looked up inside the INSERT rather than in a round trip of its own.
+_FIRST_OPEN_STAGE_SQL = (
+    f"(SELECT id FROM {PipelineStage._meta.db_table} WHERE organization_id = %(lead_organization_id)s "  # noqa: S608
+    f"AND kind = '{StageKind.OPEN.value}' ORDER BY position, id LIMIT 1)"
 )
-UPDATE {InboundSubmission._meta.db_table}
-   SET status = %(status)s, lead_id = %(lead)s, error = NULL, processed_at = %(now)s, attempts = attempts + 1
- WHERE id = %(submission)s
-"""  # noqa: S608 - the table names come from the models; every value is bound
 
 
-def _record_new_lead(submission: InboundSubmission, lead: Lead, *, actor, message: str) -> None:
-    now = timezone.now()
+@functools.cache
+def _lead_insert() -> InsertStatement:
+    return InsertStatement(Lead, expressions={"stage_id": _FIRST_OPEN_STAGE_SQL}, prefix="lead_")
+
+
+def _lead_insert_returning(lead: Lead) -> None:
+    statement = _lead_insert()
     with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_NEW_LEAD_SQL,
-            {
-                "organization": lead.organization_id,
-                "lead": lead.pk,
-                "kind": ActivityKind.CREATED.value,
-                "actor": actor.pk if actor else None,
-                "message": message[:500],
-                "activity_data": Jsonb({"submission_id": submission.pk}),
-                "now": now,
-                "topic": "lead.created",
-                "event_payload": Jsonb({"lead_id": lead.pk}),
-                "status": SubmissionStatus.ACCEPTED.value,
-                "submission": submission.pk,
-            },
-        )
-    outbox_wake_on_commit(lead.organization_id, "lead.created")
+        cursor.execute(statement.sql(), statement.params(lead))
+        _saved(lead, cursor.fetchone()[0])
+
+
+def _saved(lead: Lead, pk: int) -> None:
+    lead.pk = pk
+    lead._state.adding = False
+    lead._state.db = connection.alias
+    lead.__dict__.pop("stage_id", None)  # the database chose it: loaded from there if anyone asks
+
+
+# A new lead and everything it leaves behind, unless the lookup finds a lead it repeats or duplicates: the lead,
+# its first timeline entry, its ``lead.created`` outbox event and the submission's outcome (the rows
+# ``activity_record``, ``outbox_publish`` and ``_finish`` write), in one statement.
+_NEW_LEAD_SQL = """
+WITH {candidates}new_lead AS (
+    {insert_lead}
+), activity AS (
+    INSERT INTO {activity} (organization_id, lead_id, kind, actor_id, message, data, created_at)
+    SELECT %(organization)s, id, %(kind)s, CAST(%(actor)s AS bigint), %(message)s, %(activity_data)s, %(now)s
+      FROM new_lead
+), event AS (
+    INSERT INTO {outbox} (organization_id, topic, payload, created_at, attempts, last_error)
+    SELECT %(organization)s, %(topic)s, jsonb_build_object('lead_id', id), %(now)s, 0, '' FROM new_lead
+), outcome AS (
+    UPDATE {submission}
+       SET status = %(status)s, lead_id = new_lead.id, error = NULL, processed_at = %(now)s, attempts = attempts + 1
+      FROM new_lead
+     WHERE {submission}.id = %(submission)s
+)
+SELECT id FROM new_lead
+"""
+
+
+def _insert_unless_matched(
+    submission: InboundSubmission, lead: Lead, *, keys: list[int], match: dict, actor, message: str, lock=False
+) -> bool:
+    """Insert ``lead`` as new unless a lead it repeats or duplicates exists; True when it was inserted.
+
+    With ``lock`` the advisory locks are taken first, in the same round trip.
+    """
+    branches = _match_branches(match)
+    statement = _lead_insert()
+    sql = _NEW_LEAD_SQL.format(
+        candidates=f"candidate AS ({' UNION ALL '.join(branches)}), " if branches else "",
+        insert_lead=statement.select_sql(where="NOT EXISTS (SELECT 1 FROM candidate)" if branches else ""),
+        activity=LeadActivity._meta.db_table,
+        outbox=OutboxEvent._meta.db_table,
+        submission=InboundSubmission._meta.db_table,
+    )
+    now = timezone.now()
+    params = {
+        **statement.params(lead),
+        **match,
+        "lock_keys": keys,
+        "kind": ActivityKind.CREATED.value,
+        "actor": actor.pk if actor else None,
+        "message": message[:500],
+        "activity_data": Jsonb({"submission_id": submission.pk}),
+        "now": now,
+        "topic": "lead.created",
+        "status": SubmissionStatus.ACCEPTED.value,
+        "submission": submission.pk,
+    }
+    row = _execute_in_transaction([_ADVISORY_LOCKS_SQL, sql] if lock and keys else [sql], params)
+    if row is None:
+        return False
+    _saved(lead, row[0])
+    outbox_wake_on_commit(lead.organization_id, "lead.created")  # at once when that was its own transaction
     submission.status, submission.lead, submission.error, submission.processed_at = (
         SubmissionStatus.ACCEPTED,
         lead,
@@ -275,13 +346,39 @@ def _record_new_lead(submission: InboundSubmission, lead: Lead, *, actor, messag
         now,
     )
     submission.attempts += 1
+    return True
+
+
+def _execute_in_transaction(statements: list[str], params: dict) -> tuple | None:
+    """Run ``statements`` in one transaction and return the first row of the last one's result.
+
+    Outside a transaction it is one round trip: ``BEGIN; …; COMMIT`` sent as one query (rolled back if any
+    statement fails). Inside the caller's transaction, in a savepoint.
+    """
+    if connection.in_atomic_block:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("; ".join(statements), params)
+            for _ in statements[1:]:
+                cursor.nextset()
+            return cursor.fetchone()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("; ".join(["BEGIN", *statements, "COMMIT"]), params)
+        except Exception:
+            if connection.connection.info.transaction_status == TransactionStatus.INERROR:
+                cursor.execute("ROLLBACK")
+            raise
+        for _ in statements:
+            cursor.nextset()
+        return cursor.fetchone()
 
 
 # Each branch reads one index (the unique external id one, the partial email and phone ones). No ORDER BY and no
 # LIMIT on purpose: with them PostgreSQL may walk the newest-first index instead, which is what it picks while the
 # table's statistics are stale (a young or fast-growing table) and costs a scan of the organization's leads per
 # submission. A branch returns at most a few rows: an address has one original inside the window (later ones are
-# duplicates of it), so the oldest is picked here.
+# duplicates of it), so the oldest is picked here. An OR across the three would make PostgreSQL scan the table.
+# Hand-written SQL: the ORM would spend more time building this query than the database spends answering it.
 _MATCH_COLUMNS = "id, source, external_id, received_at, duplicate_of_id, full_name, first_name, last_name, email, phone"
 _MATCH_BRANCHES = {
     "external_id": "SELECT {columns} FROM leads_lead WHERE organization_id = %(organization)s "
@@ -293,14 +390,8 @@ _MATCH_BRANCHES = {
 }
 
 
-def _find_match(organization, source: str, fields: dict[str, Any], *, received_at) -> tuple[Lead | None, Lead | None]:
-    """(the lead this exact submission already made, the original lead it duplicates) — at most one is set.
-
-    One UNION ALL of single-index lookups (external id, email, phone): an OR across them makes PostgreSQL scan the
-    whole table. Hand-written SQL: the ORM would spend more time building this query than the database spends
-    answering it, on every submission.
-    """
-    params = {
+def _match_params(organization, source: str, fields: dict[str, Any], *, received_at) -> dict[str, Any]:
+    return {
         "organization": organization.pk,
         "source": source,
         "external_id": fields.get("external_id") or "",
@@ -308,12 +399,20 @@ def _find_match(organization, source: str, fields: dict[str, Any], *, received_a
         "phone": fields.get("phone") or "",
         "window_start": received_at - timedelta(days=organization.duplicate_window_days),
     }
-    branches = [sql.format(columns=_MATCH_COLUMNS) for name, sql in _MATCH_BRANCHES.items() if params[name]]
+
+
+def _match_branches(match: dict[str, Any]) -> list[str]:
+    return [f"({sql.format(columns=_MATCH_COLUMNS)})" for name, sql in _MATCH_BRANCHES.items() if match[name]]
+
+
+def _find_match(match: dict[str, Any]) -> tuple[Lead | None, Lead | None]:
+    """(the lead this exact submission already made, the original lead it duplicates) — at most one is set."""
+    branches = _match_branches(match)
     if not branches:
         return None, None
-    candidates = list(Lead.objects.unscoped().raw(" UNION ALL ".join(f"({branch})" for branch in branches), params))
+    candidates = list(Lead.objects.unscoped().raw(" UNION ALL ".join(branches), match))
     for lead in candidates:
-        if params["external_id"] and lead.source == source and lead.external_id == params["external_id"]:
+        if match["external_id"] and lead.source == match["source"] and lead.external_id == match["external_id"]:
             return lead, None
     candidates.sort(key=lambda lead: (lead.received_at, lead.pk))
     return None, candidates[0] if candidates else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django.db.models import Max, Subquery
+from django.db.models import Max
 
 from leadflow.exceptions import ServiceError
 from leadflow.tenancy.context import organization_scope
@@ -26,16 +26,6 @@ def stages_ensure_default(*, organization) -> list[PipelineStage]:
             ignore_conflicts=True,
         )
         return list(PipelineStage.objects.all())
-
-
-def first_open_stage_id(organization) -> Subquery:
-    """The new-lead stage as an expression, for an INSERT to resolve in the database."""
-    return Subquery(
-        PipelineStage.objects.unscoped()
-        .filter(organization_id=organization.pk, kind=StageKind.OPEN)
-        .order_by("position", "id")
-        .values("pk")[:1]
-    )
 
 
 def stage_for_kind(kind: str) -> PipelineStage | None:

@@ -17,9 +17,9 @@ from hypothesis import strategies as st
 
 from accounts.constants import Role
 from leadflow.tenancy.context import organization_scope
-from leads.constants import SubmissionStatus
+from leads.constants import StageKind, SubmissionStatus
 from leads.intake.pipeline import lead_intake, submission_process
-from leads.models import InboundSubmission, Lead, LeadActivity, MonthlyLeadUsage, OutboxEvent
+from leads.models import InboundSubmission, Lead, LeadActivity, MonthlyLeadUsage, OutboxEvent, PipelineStage
 from leads.services import outbox
 from tests.factories import LeadFactory, PlanFactory, SubscriptionFactory, make_api_key
 
@@ -170,22 +170,48 @@ def test_keys_and_scopes(api_client, organization):
     assert not InboundSubmission.objects.unscoped().exists()
 
 
-def test_a_failure_leaves_a_submission_that_reprocess_turns_into_a_lead(ingest_client, monkeypatch):
-    def broken(*args, **kwargs):
-        raise RuntimeError("database hiccup")
+def _break_the_pipeline(organization):
+    """A real database failure: with no open stage the new lead's stage is NULL, which its column refuses."""
+    stages = PipelineStage.objects.unscoped().filter(organization=organization, kind=StageKind.OPEN)
+    opened = list(stages.values_list("pk", flat=True))
+    stages.update(kind=StageKind.LOST)
+    return lambda: PipelineStage.objects.unscoped().filter(pk__in=opened).update(kind=StageKind.OPEN)
 
-    monkeypatch.setattr("leads.intake.pipeline.first_open_stage_id", broken)
+
+def test_a_failure_leaves_a_submission_that_reprocess_turns_into_a_lead(ingest_client, organization):
+    repair = _break_the_pipeline(organization)
     response = post(ingest_client)
     assert response.status_code == 503
     submission = InboundSubmission.objects.unscoped().get(pk=response.json()["submission_id"])
-    assert submission.status == SubmissionStatus.FAILED and "database hiccup" in submission.error["detail"]
+    assert submission.status == SubmissionStatus.FAILED and "stage_id" in submission.error["detail"]
     assert not Lead.objects.unscoped().exists()
+    assert not OutboxEvent.objects.unscoped().exists() and not LeadActivity.objects.unscoped().exists()
 
-    monkeypatch.undo()
+    repair()
     call_command("reprocess_submissions", "--status", "failed", "--since", "2000-01-01")
     submission.refresh_from_db()
     assert submission.status == SubmissionStatus.ACCEPTED
     assert Lead.objects.unscoped().get().pk == submission.lead_id
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failure_outside_any_transaction_rolls_back_and_leaves_the_connection_usable(organization):
+    """The new-lead transaction is sent as one BEGIN…COMMIT round trip: a failing statement in it must leave no
+    rows and no open transaction behind, and the submission's failure is still recorded."""
+    from django.db import connection
+
+    repair = _break_the_pipeline(organization)
+    outcome = lead_intake(organization=organization, source="api", payload={"email": "x@example.com"})
+    assert outcome.status == SubmissionStatus.FAILED
+    assert not connection.in_atomic_block and connection.connection.info.transaction_status == 0  # idle
+    assert not Lead.objects.unscoped().exists() and not OutboxEvent.objects.unscoped().exists()
+    assert InboundSubmission.objects.unscoped().get(pk=outcome.submission.pk).status == SubmissionStatus.FAILED
+
+    repair()
+    outcome = submission_process(InboundSubmission.objects.unscoped().get(pk=outcome.submission.pk))
+    assert outcome.status == SubmissionStatus.ACCEPTED
+    assert LeadActivity.objects.unscoped().filter(lead=outcome.lead, kind="created").count() == 1
+    assert OutboxEvent.objects.unscoped().filter(topic="lead.created").count() == 1
 
 
 def test_a_rejected_submission_replays_once_the_mapping_accepts_it(organization, monkeypatch):
