@@ -98,7 +98,10 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 # so no generic plans (which made trigram searches 50x slower in testing).
 DATABASES["default"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
+# 0 for the web process: under ASGI every request runs in a thread of its own, so a kept connection is never reused.
+# Celery workers (long-lived threads) keep theirs: the Procfile sets DATABASE_CONN_MAX_AGE for them.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, channel layer and Celery broker. Absent, everything falls back to in-process equivalents.
@@ -130,6 +133,10 @@ CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = "UTC"
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Celery's Django fixup closes every database connection before and after each task unless this is set: a new
+# PostgreSQL backend per task, which cost the outbox worker more than the work it did. Connections are instead
+# recycled the way Django recycles them around a request (CONN_MAX_AGE, health checks), in leadflow.celery.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # Periodic work is declared here, in code; DatabaseScheduler copies it into django-celery-beat's tables at start.
 CELERY_BEAT_SCHEDULE = {

@@ -105,9 +105,7 @@ def submission_store(
         body_sha256=body_digest(raw_body),
     )
     statement = _submission_insert()
-    sql = statement.sql(returning=("id",))
-    if idempotency_key:
-        sql = sql.replace(" RETURNING ", f" {_IDEMPOTENCY_CONFLICT} RETURNING ", 1)
+    sql = statement.sql(suffix=_IDEMPOTENCY_CONFLICT if idempotency_key else "")
     if not connection.in_atomic_block:
         sql = "SET LOCAL synchronous_commit TO OFF; " + sql
     with connection.cursor() as cursor:
@@ -257,14 +255,14 @@ def _advisory_locks(keys: list[int]) -> None:
 
 # The first open stage, looked up inside the INSERT rather than in a round trip of its own.
 _FIRST_OPEN_STAGE_SQL = (
-    f"(SELECT id FROM {PipelineStage._meta.db_table} WHERE organization_id = %(lead_organization_id)s "  # noqa: S608
+    f"(SELECT id FROM {PipelineStage._meta.db_table} WHERE organization_id = incoming.organization_id "  # noqa: S608
     f"AND kind = '{StageKind.OPEN.value}' ORDER BY position, id LIMIT 1)"
 )
 
 
 @functools.cache
 def _lead_insert() -> InsertStatement:
-    return InsertStatement(Lead, expressions={"stage_id": _FIRST_OPEN_STAGE_SQL}, prefix="lead_")
+    return InsertStatement(Lead, expressions={"stage_id": _FIRST_OPEN_STAGE_SQL}, param="lead")
 
 
 def _lead_insert_returning(lead: Lead) -> None:
@@ -315,7 +313,7 @@ def _insert_unless_matched(
     statement = _lead_insert()
     sql = _NEW_LEAD_SQL.format(
         candidates=f"candidate AS ({' UNION ALL '.join(branches)}), " if branches else "",
-        insert_lead=statement.select_sql(where="NOT EXISTS (SELECT 1 FROM candidate)" if branches else ""),
+        insert_lead=statement.sql(where="NOT EXISTS (SELECT 1 FROM candidate)" if branches else ""),
         activity=LeadActivity._meta.db_table,
         outbox=OutboxEvent._meta.db_table,
         submission=InboundSubmission._meta.db_table,
