@@ -15,12 +15,16 @@ from __future__ import annotations
 
 import datetime
 import decimal
+import hashlib
 import json
 import uuid
+import weakref
 from collections.abc import Iterable
 
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.db.models import AutoField, BigAutoField, Model, SmallAutoField
+from psycopg import errors
+from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
 AUTO_FIELDS = (AutoField, BigAutoField, SmallAutoField)
@@ -78,3 +82,90 @@ def _json_value(value):
 
 def _dumps(row: dict) -> str:
     return json.dumps(row, default=_json_value, ensure_ascii=False, separators=(",", ":"))
+
+
+class PreparedStatement:
+    """A statement PostgreSQL parses and plans once per connection (``PREPARE``), then runs with ``EXECUTE``.
+
+    LeadFlow binds parameters client-side, so PostgreSQL plans every statement it receives, every time: right for
+    searches, whose best plan depends on the term (a generic plan made some a thousand times slower), wasted on the intake's
+    fixed statements, whose plan never changes and whose planning cost more than running them. ``EXECUTE`` is
+    plain SQL, so it still travels in the same round trip as the statements around it (``BEGIN; …; COMMIT``).
+
+    ``sql`` uses ``%(name)s`` placeholders; ``types`` gives each one's SQL type, in any order. The statement's name
+    comes from its text, so a changed statement is prepared afresh. Connections behind a pooler in transaction mode
+    do not keep prepared statements; a missing one is prepared again and the call retried once.
+    """
+
+    def __init__(self, sql: str, types: dict[str, str]):
+        self.order = list(types)
+        text = sql
+        for position, name in enumerate(self.order, start=1):
+            text = text.replace(f"%({name})s", f"${position}")
+        if "%(" in text:
+            raise ValueError(f"a parameter of this statement has no type: {text[text.index('%('):][:40]}")
+        self.name = "leadflow_" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        self.prepare_sql = f"PREPARE {self.name} ({', '.join(types.values())}) AS {text}"
+        self.execute_sql = f"EXECUTE {self.name} ({', '.join(f'%({name})s' for name in self.order)})"
+
+    def ensure_prepared(self) -> None:
+        """Prepare on this connection unless already done (outside the caller's transaction when there is none)."""
+        connection.ensure_connection()
+        prepared = _PREPARED.setdefault(connection.connection, set())
+        if self.name not in prepared:
+            with connection.cursor() as cursor:
+                cursor.execute(self.prepare_sql)
+            prepared.add(self.name)
+
+    @staticmethod
+    def forget_all() -> None:
+        """After PostgreSQL reported a prepared statement missing: prepare everything again on next use."""
+        if connection.connection is not None:
+            _PREPARED.pop(connection.connection, None)
+
+
+# psycopg connection → names prepared on it. Weak: a closed and dropped connection takes its entry with it.
+_PREPARED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def execute_prepared(
+    statements: list[PreparedStatement], params: dict, *, preamble: tuple[str, ...] = (), atomic: bool = True
+) -> tuple | None:
+    """Run ``statements`` (after the plain SQL of ``preamble``) in one round trip; return the first row of the
+    last one's result.
+
+    Outside any transaction, with ``atomic`` they are one transaction (``BEGIN; …; COMMIT``, rolled back if one
+    fails); without it they are still one query, which PostgreSQL runs as one implicit transaction. Inside the
+    caller's transaction they run in a savepoint (``atomic``) or directly.
+    """
+    for attempt in (1, 2):
+        for statement in statements:
+            statement.ensure_prepared()
+        texts = [*preamble, *(statement.execute_sql for statement in statements)]
+        try:
+            if connection.in_atomic_block:
+                if not atomic:
+                    return _run(texts, params, result_index=len(texts) - 1)
+                with transaction.atomic():
+                    return _run(texts, params, result_index=len(texts) - 1)
+            if atomic:
+                texts = ["BEGIN", *texts, "COMMIT"]
+            return _run(texts, params, result_index=len(texts) - 1 - atomic, rollback_on_error=True)
+        except DatabaseError as error:
+            if attempt == 2 or not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+                raise
+            PreparedStatement.forget_all()  # the connection lost them (a pooler, DISCARD ALL): prepare again
+    raise AssertionError("unreachable")
+
+
+def _run(texts: list[str], params: dict, *, result_index: int, rollback_on_error: bool = False) -> tuple | None:
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("; ".join(texts), params)
+        except Exception:
+            if rollback_on_error and connection.connection.info.transaction_status == TransactionStatus.INERROR:
+                cursor.execute("ROLLBACK")
+            raise
+        for _ in range(result_index):
+            cursor.nextset()
+        return cursor.fetchone()

@@ -101,7 +101,6 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # 0 for the web process: under ASGI every request runs in a thread of its own, so a kept connection is never reused.
 # Celery workers (long-lived threads) keep theirs: the Procfile sets DATABASE_CONN_MAX_AGE for them.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # Redis: cache, channel layer and Celery broker. Absent, everything falls back to in-process equivalents.

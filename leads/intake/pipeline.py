@@ -20,10 +20,9 @@ from urllib.parse import parse_qsl
 from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
-from psycopg.pq import TransactionStatus
 from psycopg.types.json import Jsonb
 
-from leadflow.sql import InsertStatement
+from leadflow.sql import InsertStatement, PreparedStatement, execute_prepared
 from leadflow.tenancy.context import organization_scope
 
 from ..constants import ActivityKind, LeadSource, StageKind, SubmissionStatus
@@ -104,15 +103,13 @@ def submission_store(
         idempotency_key=idempotency_key,
         body_sha256=body_digest(raw_body),
     )
-    statement = _submission_insert()
-    sql = statement.sql(suffix=_IDEMPOTENCY_CONFLICT if idempotency_key else "")
-    if not connection.in_atomic_block:
-        sql = "SET LOCAL synchronous_commit TO OFF; " + sql
-    with connection.cursor() as cursor:
-        cursor.execute(sql, statement.params(submission))
-        if not connection.in_atomic_block:
-            cursor.nextset()
-        row = cursor.fetchone()
+    outside_any_transaction = not connection.in_atomic_block
+    row = execute_prepared(
+        [_submission_insert(conflict=bool(idempotency_key))],
+        _submission_insert_statement().params(submission),
+        preamble=("SET LOCAL synchronous_commit TO OFF",) if outside_any_transaction else (),
+        atomic=False,
+    )
     if row is None:  # the key was used before: that first submission answers
         existing = InboundSubmission.objects.unscoped().get(organization=organization, idempotency_key=idempotency_key)
         return existing, False
@@ -127,8 +124,14 @@ _IDEMPOTENCY_CONFLICT = "ON CONFLICT (organization_id, idempotency_key) WHERE NO
 
 
 @functools.cache
-def _submission_insert() -> InsertStatement:
+def _submission_insert_statement() -> InsertStatement:
     return InsertStatement(InboundSubmission)
+
+
+@functools.cache
+def _submission_insert(*, conflict: bool) -> PreparedStatement:
+    sql = _submission_insert_statement().sql(suffix=_IDEMPOTENCY_CONFLICT if conflict else "")
+    return PreparedStatement(sql, {"row": "jsonb"})
 
 
 def parse_body(submission: InboundSubmission) -> Any:
@@ -245,6 +248,7 @@ def _lock_key(*parts: Any) -> int:
 # its own: in READ COMMITTED each statement sees what was committed when it started, so the lookup that follows
 # must start after the locks are granted.
 _ADVISORY_LOCKS_SQL = "SELECT pg_advisory_xact_lock(k) FROM unnest(%(lock_keys)s::bigint[]) AS k ORDER BY k"
+_ADVISORY_LOCKS = PreparedStatement(_ADVISORY_LOCKS_SQL, {"lock_keys": "bigint[]"})
 
 
 def _advisory_locks(keys: list[int]) -> None:
@@ -309,15 +313,7 @@ def _insert_unless_matched(
 
     With ``lock`` the advisory locks are taken first, in the same round trip.
     """
-    branches = _match_branches(match)
     statement = _lead_insert()
-    sql = _NEW_LEAD_SQL.format(
-        candidates=f"candidate AS ({' UNION ALL '.join(branches)}), " if branches else "",
-        insert_lead=statement.sql(where="NOT EXISTS (SELECT 1 FROM candidate)" if branches else ""),
-        activity=LeadActivity._meta.db_table,
-        outbox=OutboxEvent._meta.db_table,
-        submission=InboundSubmission._meta.db_table,
-    )
     now = timezone.now()
     params = {
         **statement.params(lead),
@@ -332,7 +328,8 @@ def _insert_unless_matched(
         "status": SubmissionStatus.ACCEPTED.value,
         "submission": submission.pk,
     }
-    row = _execute_in_transaction([_ADVISORY_LOCKS_SQL, sql] if lock and keys else [sql], params)
+    new_lead = _new_lead_statement(tuple(name for name in _MATCH_BRANCHES if match[name]))
+    row = execute_prepared([_ADVISORY_LOCKS, new_lead] if lock and keys else [new_lead], params)
     if row is None:
         return False
     _saved(lead, row[0])
@@ -347,28 +344,38 @@ def _insert_unless_matched(
     return True
 
 
-def _execute_in_transaction(statements: list[str], params: dict) -> tuple | None:
-    """Run ``statements`` in one transaction and return the first row of the last one's result.
+# The types of the new-lead statement's parameters, for PREPARE.
+_NEW_LEAD_TYPES = {
+    "lead": "jsonb",
+    "organization": "bigint",
+    "source": "text",
+    "external_id": "text",
+    "email": "text",
+    "phone": "text",
+    "window_start": "timestamptz",
+    "kind": "text",
+    "actor": "bigint",
+    "message": "text",
+    "activity_data": "jsonb",
+    "now": "timestamptz",
+    "topic": "text",
+    "status": "text",
+    "submission": "bigint",
+}
 
-    Outside a transaction it is one round trip: ``BEGIN; …; COMMIT`` sent as one query (rolled back if any
-    statement fails). Inside the caller's transaction, in a savepoint.
-    """
-    if connection.in_atomic_block:
-        with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("; ".join(statements), params)
-            for _ in statements[1:]:
-                cursor.nextset()
-            return cursor.fetchone()
-    with connection.cursor() as cursor:
-        try:
-            cursor.execute("; ".join(["BEGIN", *statements, "COMMIT"]), params)
-        except Exception:
-            if connection.connection.info.transaction_status == TransactionStatus.INERROR:
-                cursor.execute("ROLLBACK")
-            raise
-        for _ in statements:
-            cursor.nextset()
-        return cursor.fetchone()
+
+@functools.cache
+def _new_lead_statement(branch_names: tuple[str, ...]) -> PreparedStatement:
+    """The new-lead statement looking for matches on ``branch_names`` (the keys the submission has)."""
+    branches = [f"({_MATCH_BRANCHES[name].format(columns=_MATCH_COLUMNS)})" for name in branch_names]
+    sql = _NEW_LEAD_SQL.format(
+        candidates=f"candidate AS ({' UNION ALL '.join(branches)}), " if branches else "",
+        insert_lead=_lead_insert().sql(where="NOT EXISTS (SELECT 1 FROM candidate)" if branches else ""),
+        activity=LeadActivity._meta.db_table,
+        outbox=OutboxEvent._meta.db_table,
+        submission=InboundSubmission._meta.db_table,
+    )
+    return PreparedStatement(sql, _NEW_LEAD_TYPES)
 
 
 # Each branch reads one index (the unique external id one, the partial email and phone ones). No ORDER BY and no

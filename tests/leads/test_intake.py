@@ -429,3 +429,18 @@ def test_a_burst_wakes_the_worker_once(
     with django_capture_on_commit_callbacks(execute=True):
         lead_intake(organization=organization, source="api", payload={"email": "wake-late@example.com"})
     assert queued == [(organization.pk, "lead.created")] * 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_intake_prepares_its_statements_again_when_the_connection_lost_them(organization):
+    """The intake's fixed statements are prepared once per connection; a pooler or DISCARD ALL may drop them."""
+    from django.db import connection
+
+    first = lead_intake(organization=organization, source="api", payload={"email": "one@example.com"})
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'leadflow_%%'")
+        assert cursor.fetchone()[0] >= 2  # the raw submission's INSERT and the new lead's statement
+        cursor.execute("DEALLOCATE ALL")
+    second = lead_intake(organization=organization, source="api", payload={"email": "two@example.com"})
+    assert first.status == second.status == SubmissionStatus.ACCEPTED
+    assert Lead.objects.unscoped().count() == 2
