@@ -52,3 +52,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     async def event_message(self, message):
         await self.send_json({"event": message["event"], "payload": message["payload"]})
+
+    async def event_batch(self, message):
+        for event, payload in message["events"]:
+            await self.send_json({"event": event, "payload": payload})

@@ -9,8 +9,6 @@ from __future__ import annotations
 import copy
 import re
 import secrets
-import threading
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -21,6 +19,7 @@ from django.utils.text import slugify
 
 from billing.models import Plan
 from billing.services import subscription_start_trial
+from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leadflow.realtime import publish
 from leadflow.tenancy.context import organization_scope
@@ -449,29 +448,24 @@ _LOOKUP_ID = re.compile(r"[0-9a-f]{1,16}")
 # Every API request looks its key up. A process keeps what it read for a few seconds: a revoked or expired key, or a
 # suspended organization, is refused everywhere within that time (at once by the process that saved the change: see
 # ``accounts.signals.forget_cached_api_keys``).
-KEY_CACHE_SECONDS = 10
-_key_cache: dict[str, tuple[float, ApiKey]] = {}
-_key_cache_lock = threading.Lock()
+_key_cache: ProcessCache[ApiKey] = ProcessCache(seconds=10)
 
 
 def api_keys_forget() -> None:
     """Drop this process's cached keys (after a revocation or a suspension, and between tests)."""
-    with _key_cache_lock:
-        _key_cache.clear()
+    _key_cache.forget()
 
 
 def _api_key_by_lookup_id(lookup_id: str) -> ApiKey | None:
-    now = time.monotonic()
-    cached = _key_cache.get(lookup_id)
-    if cached is None or now - cached[0] > KEY_CACHE_SECONDS:
-        api_key = ApiKey.objects.unscoped().select_related("organization").filter(lookup_id=lookup_id).first()
-        if api_key is None:
-            return None
-        with _key_cache_lock:
-            _key_cache[lookup_id] = cached = (now, api_key)
+    cached = _key_cache.get(
+        lookup_id,
+        lambda: ApiKey.objects.unscoped().select_related("organization").filter(lookup_id=lookup_id).first(),
+    )
+    if cached is None:
+        return None
     # Each request gets its own copies: nothing one request sets on them can leak into another.
-    api_key = copy.copy(cached[1])
-    api_key.organization = copy.copy(cached[1].organization)
+    api_key = copy.copy(cached)
+    api_key.organization = copy.copy(cached.organization)
     return api_key
 
 
@@ -497,7 +491,6 @@ def api_key_authenticate(raw_key: str) -> ApiKey:
     if api_key.last_used_at is None or now - api_key.last_used_at > LAST_USED_RESOLUTION:
         ApiKey.objects.unscoped().filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
-        with _key_cache_lock:
-            if lookup_id in _key_cache:
-                _key_cache[lookup_id][1].last_used_at = now
+        if (cached := _key_cache.peek(lookup_id)) is not None:
+            cached.last_used_at = now
     return api_key

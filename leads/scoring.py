@@ -6,8 +6,6 @@ in use (a later AI scorer plugs in there, and can call :class:`RuleScorer` for i
 
 from __future__ import annotations
 
-import threading
-import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
@@ -16,6 +14,8 @@ from typing import Any, Protocol
 from django.conf import settings
 from django.utils import timezone
 from django.utils.module_loading import import_string
+
+from leadflow.caching import ProcessCache
 
 from .constants import Grade, LeadSource, RuleOperator
 
@@ -147,23 +147,17 @@ def scores_at_intake() -> bool:
 # Intake scores every lead against its organization's rules. A process keeps an organization's active rules for a
 # few seconds; an edit is seen at once by the process that saved it (``leads.signals``) and within this time by the
 # others, and the nightly rescoring (or ``rescore_leads``) brings older leads up to date.
-RULES_CACHE_SECONDS = 10
-_rules_cache: dict[int, tuple[float, list]] = {}
-_rules_cache_lock = threading.Lock()
+_rules_cache: ProcessCache[list] = ProcessCache(seconds=10)
 
 
 def active_rules(organization_id: int) -> list:
     from .models import ScoringRule
 
-    now = time.monotonic()
-    cached = _rules_cache.get(organization_id)
-    if cached is None or now - cached[0] > RULES_CACHE_SECONDS:
-        rules = list(ScoringRule.objects.unscoped().filter(organization_id=organization_id, is_active=True))
-        with _rules_cache_lock:
-            _rules_cache[organization_id] = cached = (now, rules)
-    return cached[1]
+    return _rules_cache.get(
+        organization_id,
+        lambda: list(ScoringRule.objects.unscoped().filter(organization_id=organization_id, is_active=True)),
+    )
 
 
 def rules_forget() -> None:
-    with _rules_cache_lock:
-        _rules_cache.clear()
+    _rules_cache.forget()

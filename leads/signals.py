@@ -4,6 +4,7 @@ from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
 
 from accounts.models import Organization
+from billing.models import Subscription
 
 from .models import ScoringRule
 from .scoring import rules_forget
@@ -19,6 +20,15 @@ def create_default_pipeline(sender, instance, created, raw=False, **kwargs):
         from .services.stages import stages_ensure_default
 
         stages_ensure_default(organization=instance)
+
+
+@receiver(post_save, sender=Subscription)
+@receiver(post_delete, sender=Subscription)
+def forget_cached_quota(sender, instance, **kwargs):
+    """Intake in this process counts against the new plan's quota from its next lead on."""
+    from .services.quota import quota_forget
+
+    quota_forget(instance.organization_id)
 
 
 @receiver(post_save, sender=ScoringRule)

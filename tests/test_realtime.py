@@ -14,7 +14,7 @@ from django.test import Client
 from accounts.constants import Role
 from accounts.consumers import CLOSE_NO_ORGANIZATION, CLOSE_UNAUTHENTICATED
 from leadflow.asgi import application
-from leadflow.realtime import publish, publish_to_user
+from leadflow.realtime import publish, publish_many, publish_to_user
 
 from .conftest import member_of
 from .factories import OrganizationFactory, UserFactory
@@ -42,10 +42,10 @@ def _session_cookie(user) -> str:
     return client.cookies[settings.SESSION_COOKIE_NAME].value
 
 
-def _publish(publisher, target, event, payload) -> None:
+def _publish(publisher, target, *args) -> None:
     # publish() waits for the commit; a committed atomic block is what a real write looks like.
     with transaction.atomic():
-        publisher(target, event, payload)
+        publisher(target, *args)
 
 
 world = sync_to_async(_world)
@@ -176,3 +176,21 @@ async def test_publish_to_user_reaches_only_that_user():
     finally:
         await alice.disconnect()
         await amir.disconnect()
+
+
+async def test_a_batch_published_together_arrives_as_one_frame_per_event_in_order():
+    w = await world()
+    alice, connected, _ = await _connect(await session_cookie(w["alice"]))
+    bob, connected_b, _ = await _connect(await session_cookie(w["bob"]))
+    assert connected and connected_b
+    try:
+        await alice.receive_json_from(timeout=TIMEOUT)
+        await bob.receive_json_from(timeout=TIMEOUT)
+        events = [("lead.created", {"id": n}) for n in range(1, 4)]
+        await publish_committed(publish_many, w["org_a"], events)
+        received = [await alice.receive_json_from(timeout=TIMEOUT) for _ in events]
+        assert received == [{"event": event, "payload": payload} for event, payload in events]
+        assert await bob.receive_nothing(timeout=0.5)
+    finally:
+        await alice.disconnect()
+        await bob.disconnect()

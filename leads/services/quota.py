@@ -11,6 +11,7 @@ from django.utils import timezone
 from accounts.constants import Role
 from accounts.models import Membership
 from billing.models import Subscription
+from leadflow.caching import ProcessCache
 from leadflow.realtime import publish
 
 from ..constants import ActivityKind
@@ -23,10 +24,23 @@ def month_start(organization, at=None):
     return local.date().replace(day=1)
 
 
+# Read for every batch of new leads: a plan change reaches the other processes within a few seconds.
+_quota_cache: ProcessCache[int] = ProcessCache(seconds=10)
+
+
 def monthly_quota(organization) -> int:
     """Leads per month the plan allows; 0 means unlimited (or no plan yet)."""
-    subscription = Subscription.objects.filter(organization=organization).select_related("plan").first()
-    return subscription.plan.monthly_lead_quota if subscription else 0
+
+    def load() -> int:
+        subscription = Subscription.objects.unscoped().filter(organization_id=organization.pk).select_related("plan")
+        subscription = subscription.first()
+        return subscription.plan.monthly_lead_quota if subscription else 0
+
+    return _quota_cache.get(organization.pk, load)
+
+
+def quota_forget(organization_id: int | None = None) -> None:
+    _quota_cache.forget(organization_id)
 
 
 def quota_count_leads(leads: list[Lead]) -> None:
