@@ -16,17 +16,21 @@ from unittest import mock
 STEPS = [
     ("API key lookup (authentication; cached 10 s per process)", "accounts.authentication.api_key_authenticate"),
     ("per-key throttle (Redis INCR)", "leadflow.api.throttling.ApiKeyRateThrottle.allow_request"),
-    ("submission_store: INSERT raw submission (own commit)", "leads.api.views.submission_store"),
+    (
+        "submission_store: the raw submission, one prepared INSERT committing on its own",
+        "leads.api.views.submission_store",
+    ),
     ("submission_process (everything below)", "leads.api.views.submission_process"),
     ("  map_payload", "leads.intake.pipeline.map_payload"),
     ("  custom_field_schema", "leads.intake.pipeline.custom_field_schema"),
     ("  clean_lead_fields (normalize + validate)", "leads.intake.pipeline.clean_lead_fields"),
-    ("  _create_or_match (one transaction, incl. commit)", "leads.intake.pipeline._create_or_match"),
-    ("    _find_match (dedupe SELECT)", "leads.intake.pipeline._find_match"),
+    ("  _create_or_match (everything below)", "leads.intake.pipeline._create_or_match"),
     ("    lead_rescore (rule score before the INSERT)", "leads.intake.pipeline.lead_rescore"),
-    ("    Lead.save (INSERT lead)", "leads.models.Lead.save"),
-    ("    _record_new_lead (timeline + outbox + outcome, one statement)", "leads.intake.pipeline._record_new_lead"),
-    ("    on commit: wake the worker (Redis SET NX; a task per burst)", "leads.services.outbox._wake_up"),
+    (
+        "    _insert_unless_matched: lock, lookup, lead, timeline, outbox, outcome (one round trip, incl. commit)",
+        "leads.intake.pipeline._insert_unless_matched",
+    ),
+    ("      after commit: wake the worker (Redis SET NX; a task per burst)", "leads.services.outbox._wake_up"),
 ]
 
 
