@@ -9,5 +9,6 @@ class IntegrationsConfig(AppConfig):
         from . import (
             checks,  # noqa: F401 - the deploy check for INTEGRATIONS_ENCRYPTION_KEY
             handlers,  # noqa: F401 - registers the outbox handlers that send outbound webhooks
+            signals,  # noqa: F401 - forgets cached connections when one changes
         )
         from .providers import facebook, generic, google_ads, linkedin  # noqa: F401 - register their intake mappers

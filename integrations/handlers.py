@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from leads.models import Lead
+from leads.selectors import leads_of_events
 from leads.services.outbox import outbox_batch_handler
 
 from .constants import WebhookEventType
@@ -32,7 +32,7 @@ def _send_lead_events(event_type: str, events) -> None:
     endpoints = list(webhook_endpoints_subscribed(organization=organization, event_type=event_type))
     if not endpoints:
         return
-    leads = Lead.objects.select_related("stage", "owner").in_bulk([event.payload["lead_id"] for event in events])
+    leads = leads_of_events(events)
     items: list[tuple[str, dict[str, Any], Any]] = []
     for event in events:
         lead = leads.get(event.payload["lead_id"])

@@ -10,6 +10,7 @@ from leadflow.realtime import publish_many
 
 from .models import Lead, ScoringRule
 from .scoring import get_scorer, scores_at_intake
+from .selectors import leads_of_events
 from .services.assignment import assign_new_lead
 from .services.leads import lead_rescore, lead_summary
 from .services.outbox import outbox_batch_handler
@@ -18,12 +19,8 @@ from .services.quota import quota_count_leads
 
 def _leads(events) -> list[Lead]:
     """The events' leads, in event order; leads deleted before the worker got to them are skipped."""
-    ids = [event.payload["lead_id"] for event in events]
-    found = Lead.objects.select_related("stage").in_bulk(ids)
-    leads = [found[pk] for pk in ids if pk in found]
-    for lead in leads:
-        lead.organization = events[0].organization  # the batch's one organization, already loaded
-    return leads
+    found = leads_of_events(events)
+    return [found[event.payload["lead_id"]] for event in events if event.payload["lead_id"] in found]
 
 
 def _rescore(leads: list[Lead]) -> None:

@@ -148,3 +148,18 @@ def dashboard_figures(organization, queryset: QuerySet[Lead]) -> dict:
         "median_speed_to_lead_seconds": round(median(delays)) if delays else None,
         "contacted_sample": len(delays),
     }
+
+
+def leads_of_events(events) -> dict[int, Lead]:
+    """Lead id → lead (with stage and owner) for outbox events whose payload names a ``lead_id``; leads deleted
+    since are absent. Read once per batch: the handlers of an ``EventBatch`` share it."""
+    shared = getattr(events, "shared", None)
+    if shared is not None and "leads" in shared:
+        return shared["leads"]
+    leads = Lead.objects.select_related("stage", "owner").in_bulk([event.payload["lead_id"] for event in events])
+    if events:
+        for lead in leads.values():
+            lead.organization = events[0].organization  # the batch's one organization, already loaded
+    if shared is not None:
+        shared["leads"] = leads
+    return leads

@@ -92,6 +92,7 @@ def _fresh_throttles():
     """API throttles and allauth rate limits count per run in Redis: every test starts from zero. API keys a
     process remembers are forgotten too (a test may change a key's row behind the services' back)."""
     from accounts.services import api_keys_forget
+    from integrations.selectors.connections import connections_forget
     from leads.scoring import rules_forget
     from leads.services.quota import quota_forget
 
@@ -99,4 +100,5 @@ def _fresh_throttles():
     api_keys_forget()
     rules_forget()
     quota_forget()
+    connections_forget()
     yield

@@ -35,6 +35,7 @@ from ..constants import (
 )
 from ..models import IntegrationConnection
 from ..providers.generic import validate_mapping_target
+from ..selectors.connections import connections_forget
 
 logger = logging.getLogger(__name__)
 
@@ -216,6 +217,7 @@ def connection_reconnect(*, connection: IntegrationConnection, actor=None, reque
     IntegrationConnection.objects.unscoped().filter(pk=connection.pk).update(
         status=ConnectionStatus.CONNECTED, consecutive_errors=0, updated_at=timezone.now()
     )
+    connections_forget()  # an UPDATE sends no post_save
     connection.refresh_from_db()
     audit_record(
         organization=connection.organization,

@@ -36,6 +36,7 @@ from ..constants import (
 )
 from ..models import IntegrationConnection
 from ..providers import facebook, generic, google_ads
+from ..selectors.connections import connection_by_id, facebook_connections_for_page
 from .connections import connection_create, connection_record_failure, connection_record_success, connection_update
 
 logger = logging.getLogger(__name__)
@@ -207,20 +208,8 @@ class FacebookReceipt:
 
 
 def _facebook_connections_by_page(page_ids: set[str]) -> dict[str, list[IntegrationConnection]]:
-    found: dict[str, list[IntegrationConnection]] = {}
-    connections = (
-        IntegrationConnection.objects.unscoped()
-        .select_related("organization")
-        .filter(
-            provider=IntegrationProvider.FACEBOOK,
-            external_account_id__in=page_ids,
-            organization__is_active=True,
-        )
-        .exclude(status=ConnectionStatus.DISCONNECTED)
-    )
-    for connection in connections:
-        found.setdefault(connection.external_account_id, []).append(connection)
-    return found
+    found = {page_id: facebook_connections_for_page(page_id) for page_id in page_ids}
+    return {page_id: connections for page_id, connections in found.items() if connections}
 
 
 def facebook_notification_receive(
@@ -306,11 +295,7 @@ def facebook_submission_fetch_and_process(*, submission_id: int, attempt: int = 
     submission = InboundSubmission.objects.unscoped().select_related("organization").filter(pk=submission_id).first()
     if submission is None or submission.status in MADE_A_LEAD:
         return FacebookFetchResult(status="done")
-    connection = (
-        IntegrationConnection.objects.unscoped()
-        .filter(pk=submission.context.get("connection_id"), organization_id=submission.organization_id)
-        .first()
-    )
+    connection = connection_by_id(submission.context.get("connection_id"), organization_id=submission.organization_id)
     token = connection.credential("page_access_token") if connection is not None else ""
     if connection is None or connection.status == ConnectionStatus.DISCONNECTED or not token:
         _submission_mark_failed(submission, "The Facebook page is not connected (no page access token).")

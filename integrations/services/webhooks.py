@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import functools
 import ipaddress
 import json
 import logging
@@ -38,7 +39,7 @@ from urllib.parse import urlsplit
 import httpx
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -46,6 +47,7 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
+from leadflow.sql import InsertStatement
 
 from ..constants import (
     WEBHOOK_DISABLE_AFTER_FAILING_FOR,
@@ -526,37 +528,54 @@ def webhook_delivery_replay(*, delivery: WebhookDelivery, actor=None, request=No
     return delivery
 
 
+# Take a lease on a due delivery in one statement: the row is locked (or skipped when another worker holds it),
+# checked and stamped with its new attempt, so the attempt after it cannot start until this one ends or the
+# lease runs out.
+_CLAIM_SQL = f"""
+UPDATE {WebhookDelivery._meta.db_table} AS delivery
+   SET attempt_count = delivery.attempt_count + 1,
+       scheduled_attempts = delivery.scheduled_attempts + 1,
+       last_attempt_at = %(now)s,
+       next_attempt_at = %(lease_until)s
+  FROM {WebhookEndpoint._meta.db_table} AS endpoint
+ WHERE delivery.id = (SELECT id FROM {WebhookDelivery._meta.db_table} WHERE id = %(delivery_id)s FOR UPDATE SKIP LOCKED)
+   AND endpoint.id = delivery.endpoint_id
+   AND endpoint.is_active
+   AND delivery.status = %(pending)s
+   AND (delivery.next_attempt_at IS NULL OR delivery.next_attempt_at <= %(now)s)
+RETURNING delivery.attempt_count, delivery.scheduled_attempts
+"""  # noqa: S608
+
+
 def _claim(delivery_id: int) -> tuple[WebhookDelivery, int, str] | None:
-    """Lock a due delivery and take a lease on it; ``None`` when it is not due, done, or another worker has it."""
+    """Lease a due delivery; ``None`` when it is not due, done, another worker has it, or its endpoint is off."""
     now = timezone.now()
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.unscoped()
-            .select_for_update(of=("self",), skip_locked=True)
-            .select_related("message", "endpoint__organization")
-            .filter(pk=delivery_id)
-            .first()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CLAIM_SQL,
+            {
+                "delivery_id": delivery_id,
+                "now": now,
+                "lease_until": now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_S) + ATTEMPT_LEASE_MARGIN,
+                "pending": WebhookDeliveryStatus.PENDING.value,
+            },
         )
-        if delivery is None or delivery.status != WebhookDeliveryStatus.PENDING:
-            return None
-        if delivery.next_attempt_at is not None and delivery.next_attempt_at > now:
-            return None
-        if not delivery.endpoint.is_active:
-            delivery.status, delivery.next_attempt_at = WebhookDeliveryStatus.FAILED, None
-            delivery.last_error = "The endpoint was disabled."
-            delivery.save(update_fields=["status", "next_attempt_at", "last_error"])
-            return None
-        trigger = (
-            WebhookAttemptTrigger.REPLAY
-            if delivery.scheduled_attempts == 0 and delivery.attempt_count > 0
-            else WebhookAttemptTrigger.SCHEDULED
-        )
-        delivery.attempt_count += 1
-        delivery.scheduled_attempts += 1
-        delivery.last_attempt_at = now
-        delivery.next_attempt_at = now + timedelta(seconds=settings.WEBHOOK_TIMEOUT_S) + ATTEMPT_LEASE_MARGIN
-        delivery.save(update_fields=["attempt_count", "scheduled_attempts", "last_attempt_at", "next_attempt_at"])
-        return delivery, delivery.attempt_count, trigger
+        claimed = cursor.fetchone()
+    if claimed is None:
+        # A pending delivery whose endpoint was turned off ends here (the sweep would find it again otherwise).
+        WebhookDelivery.objects.unscoped().filter(
+            pk=delivery_id, status=WebhookDeliveryStatus.PENDING, endpoint__is_active=False
+        ).update(status=WebhookDeliveryStatus.FAILED, next_attempt_at=None, last_error="The endpoint was disabled.")
+        return None
+    number, scheduled_attempts = claimed
+    # The first attempt after a replay (which restarts the schedule) is the replay's.
+    trigger = (
+        WebhookAttemptTrigger.REPLAY if scheduled_attempts == 1 and number > 1 else WebhookAttemptTrigger.SCHEDULED
+    )
+    delivery = (
+        WebhookDelivery.objects.unscoped().select_related("message", "endpoint__organization").get(pk=delivery_id)
+    )
+    return delivery, number, trigger
 
 
 def webhook_body(message: WebhookMessage) -> str:
@@ -572,41 +591,36 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
     endpoint, message = delivery.endpoint, delivery.message
     result = webhook_deliver(target=endpoint, message_id=message.message_id, body=webhook_body(message))
     now = timezone.now()
+    attempt = WebhookAttempt(
+        organization_id=delivery.organization_id,
+        delivery=delivery,
+        number=number,
+        trigger=trigger,
+        started_at=delivery.last_attempt_at,
+        status_code=result.status_code,
+        latency_ms=result.latency_ms,
+        response_excerpt=result.response_excerpt,
+        error=result.error,
+        succeeded=result.succeeded,
+    )
+    if result.succeeded:
+        _record_success(delivery, attempt, now)
+        _endpoint_succeeded(endpoint, now)
+        return attempt
     retry_in = None
     with transaction.atomic():
-        attempt = WebhookAttempt.objects.unscoped().create(
-            organization_id=delivery.organization_id,
-            delivery=delivery,
-            number=number,
-            trigger=trigger,
-            started_at=delivery.last_attempt_at,
-            status_code=result.status_code,
-            latency_ms=result.latency_ms,
-            response_excerpt=result.response_excerpt,
-            error=result.error,
-            succeeded=result.succeeded,
-        )
+        attempt.save()
         delivery.last_status_code, delivery.last_latency_ms = result.status_code, result.latency_ms
         delivery.last_error = result.error
-        if result.succeeded:
-            delivery.status, delivery.delivered_at, delivery.next_attempt_at = (
-                WebhookDeliveryStatus.SUCCEEDED,
-                now,
-                None,
-            )
-            _endpoint_succeeded(endpoint, now)
+        if result.retryable:
+            retry_in = webhook_retry_delay(attempts_made=delivery.scheduled_attempts, retry_after=result.retry_after)
+        if retry_in is None:
+            delivery.status, delivery.next_attempt_at = WebhookDeliveryStatus.FAILED, None
         else:
-            if result.retryable:
-                retry_in = webhook_retry_delay(
-                    attempts_made=delivery.scheduled_attempts, retry_after=result.retry_after
-                )
-            if retry_in is None:
-                delivery.status, delivery.next_attempt_at = WebhookDeliveryStatus.FAILED, None
-            else:
-                delivery.next_attempt_at = now + retry_in
-            _endpoint_failed(endpoint, now, status_code=result.status_code)
-            if not endpoint.is_active:  # the breaker just tripped: this delivery ends with the others
-                delivery.status, delivery.next_attempt_at, retry_in = WebhookDeliveryStatus.FAILED, None, None
+            delivery.next_attempt_at = now + retry_in
+        _endpoint_failed(endpoint, now, status_code=result.status_code)
+        if not endpoint.is_active:  # the breaker just tripped: this delivery ends with the others
+            delivery.status, delivery.next_attempt_at, retry_in = WebhookDeliveryStatus.FAILED, None, None
         delivery.save(
             update_fields=[
                 "status",
@@ -620,6 +634,50 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
         if retry_in is not None and retry_in <= COUNTDOWN_AT_MOST:
             _retry_on_commit(delivery.pk, retry_in)
     return attempt
+
+
+# A successful attempt, logged and closing its delivery in one statement (the path nearly every delivery takes).
+_RECORD_SUCCESS_SQL = """
+WITH attempt AS ({insert_attempt})
+UPDATE {delivery}
+   SET status = %(succeeded)s, delivered_at = %(now)s, next_attempt_at = NULL,
+       last_status_code = %(status_code)s, last_latency_ms = %(latency_ms)s, last_error = ''
+ WHERE id = %(delivery_id)s
+RETURNING (SELECT id FROM attempt)
+"""
+
+
+@functools.cache
+def _record_success_sql() -> str:
+    return _RECORD_SUCCESS_SQL.format(insert_attempt=_attempt_insert().sql(), delivery=WebhookDelivery._meta.db_table)
+
+
+@functools.cache
+def _attempt_insert() -> InsertStatement:
+    return InsertStatement(WebhookAttempt, param="attempt")
+
+
+def _record_success(delivery: WebhookDelivery, attempt: WebhookAttempt, now: datetime) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _record_success_sql(),
+            {
+                **_attempt_insert().params(attempt),
+                "succeeded": WebhookDeliveryStatus.SUCCEEDED.value,
+                "now": now,
+                "status_code": attempt.status_code,
+                "latency_ms": attempt.latency_ms,
+                "delivery_id": delivery.pk,
+            },
+        )
+        attempt.pk = cursor.fetchone()[0]
+    attempt._state.adding = False
+    delivery.status, delivery.delivered_at, delivery.next_attempt_at = WebhookDeliveryStatus.SUCCEEDED, now, None
+    delivery.last_status_code, delivery.last_latency_ms, delivery.last_error = (
+        attempt.status_code,
+        attempt.latency_ms,
+        "",
+    )
 
 
 def _retry_on_commit(delivery_id: int, delay: timedelta) -> None:

@@ -48,6 +48,15 @@ WAKE_UP_TTL_S = 5
 BATCHES_PER_TASK = 20
 
 
+class EventBatch(list):
+    """One organization's events of one topic, handled together. ``shared`` holds what one handler loaded for the
+    batch that the next can use (the events' leads), so each is read once per batch, not once per handler."""
+
+    def __init__(self, events):
+        super().__init__(events)
+        self.shared: dict[str, Any] = {}
+
+
 def outbox_handler(topic: str):
     def register(function):
         _HANDLERS[topic].append(function)
@@ -161,7 +170,7 @@ def _handle_batch(organization, topic: str, lock_events) -> int:
     """Lock events (``lock_events()``, inside the transaction), run their handlers and mark them handled, all in one
     transaction. Returns how many were handled: 0 when there were none or the handlers failed."""
     with transaction.atomic():
-        events = list(lock_events())
+        events = EventBatch(lock_events())
         if not events:
             return 0
         for event in events:

@@ -182,6 +182,48 @@ def test_events_an_endpoint_did_not_pick_are_not_sent(organization, receiver, dj
     assert not WebhookDelivery.objects.unscoped().exists()
 
 
+def test_a_pending_delivery_to_an_endpoint_turned_off_fails_without_a_request(organization, receiver):
+    endpoint = _endpoint(organization, receiver)
+    delivery = _delivery(organization, endpoint)
+    WebhookEndpoint.objects.unscoped().filter(pk=endpoint.pk).update(is_active=False)
+
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    delivery.refresh_from_db()
+    assert (delivery.status, delivery.attempt_count) == (WebhookDeliveryStatus.FAILED, 0)
+    assert delivery.last_error == "The endpoint was disabled." and receiver.requests == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_delivery_another_worker_holds_is_left_to_it(organization, receiver):
+    """Two tasks for one delivery (a retry and the sweep): the second skips the locked row instead of waiting."""
+    from django.db import connections, transaction
+
+    endpoint = _endpoint(organization, receiver)
+    delivery = WebhookDeliveryFactory(organization=organization, endpoint=endpoint, status="pending", attempt_count=0)
+    holding, released = threading.Event(), threading.Event()
+
+    def hold_the_row():
+        try:
+            with transaction.atomic():
+                WebhookDelivery.objects.unscoped().select_for_update().get(pk=delivery.pk)
+                holding.set()
+                released.wait(5)
+        finally:
+            connections.close_all()
+
+    holder = threading.Thread(target=hold_the_row)
+    holder.start()
+    try:
+        assert holding.wait(5)
+        assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is None
+    finally:
+        released.set()
+        holder.join()
+    assert receiver.requests == []
+    assert services.webhook_delivery_attempt(delivery_id=delivery.pk) is not None  # free again: delivered
+    assert len(receiver.requests) == 1
+
+
 # Retries ------------------------------------------------------------------------------------------------------------
 
 
