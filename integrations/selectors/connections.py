@@ -69,5 +69,25 @@ def connection_by_id(connection_id, *, organization_id: int) -> IntegrationConne
     return found[0] if found else None
 
 
+def conversions_connections(*, organization_id: int) -> list[IntegrationConnection]:
+    """The organization's Facebook connections that send lead stages to Meta (read for every batch of new leads;
+    an opt-in reaches the other processes within a few seconds)."""
+    from ..services.conversions import connection_conversions_enabled
+
+    def load() -> list[IntegrationConnection]:
+        found = (
+            IntegrationConnection.objects.unscoped()
+            .filter(
+                organization_id=organization_id,
+                provider=IntegrationProvider.FACEBOOK,
+                settings__conversions_enabled=True,
+            )
+            .exclude(status=ConnectionStatus.DISCONNECTED)
+        )
+        return [connection for connection in found if connection_conversions_enabled(connection)]
+
+    return _connections_cache.get(("conversions", organization_id), load)
+
+
 def connections_forget() -> None:
     _connections_cache.forget()

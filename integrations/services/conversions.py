@@ -49,6 +49,7 @@ from ..constants import (
 )
 from ..models import ConversionEvent, IntegrationConnection
 from ..providers import facebook
+from ..selectors.connections import conversions_connections
 from .connections import connection_record_failure, connection_record_success, connection_update
 
 logger = logging.getLogger(__name__)
@@ -171,13 +172,12 @@ def _connections_of(leads: Iterable[Lead], connections: dict[int, IntegrationCon
 def conversion_events_queue(*, events: Sequence[OutboxEvent]) -> list[ConversionEvent]:
     """For ``lead.created`` or ``lead.stage_changed`` outbox events (one organization's batch, in the outbox's
     transaction): a row per event of a Facebook lead whose connection opted in, sent after commit. An organization
-    that opted in nowhere costs one query."""
+    that opted in nowhere costs no query (its connections are remembered for a few seconds per process)."""
+    if not events:
+        return []
     connections = {
         connection.pk: connection
-        for connection in IntegrationConnection.objects.filter(
-            provider=IntegrationProvider.FACEBOOK, settings__conversions_enabled=True
-        ).exclude(status=ConnectionStatus.DISCONNECTED)
-        if connection_conversions_enabled(connection)
+        for connection in conversions_connections(organization_id=events[0].organization_id)
     }
     if not connections:
         return []
