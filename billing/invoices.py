@@ -134,7 +134,7 @@ def invoice_pdf(invoice: Invoice) -> bytes:
         "billing/invoice_pdf.html",
         {
             "invoice": invoice,
-            "lines": list(invoice.lines.all()) if invoice.pk else [],
+            "lines": list(InvoiceLine.objects.unscoped().filter(invoice=invoice)),
             "supplier": {
                 "name": settings.BILLING_SUPPLIER_NAME,
                 "address": settings.BILLING_SUPPLIER_ADDRESS,

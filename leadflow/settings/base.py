@@ -373,6 +373,9 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every request URL at INFO, and the Graph API takes its access token in the query string.
         "httpx": {"level": "WARNING"},
+        # WeasyPrint narrates every step of every invoice PDF at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 # Campaigns: Campaign.distribution_logic and LeadDistribution.strategy share one choice set in the API schema.
