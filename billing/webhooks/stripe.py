@@ -134,7 +134,9 @@ def _checkout_completed(session: dict, event) -> Outcome:
 
 def _saved_method(intent_id: str, customer_id: str) -> tuple[str, str, str]:
     """The card a top-up's PaymentIntent used (saved for off-session use), read from Stripe."""
-    intent = stripe_sdk.PaymentIntent.retrieve(intent_id, api_key=settings.STRIPE_SECRET_KEY, expand=["payment_method"])
+    intent = stripe_sdk.PaymentIntent.retrieve(
+        intent_id, api_key=settings.STRIPE_SECRET_KEY, expand=["payment_method"]
+    ).to_dict()
     method = intent.get("payment_method") or {}
     card = method.get("card") if isinstance(method, dict) else None
     label = f"{card['brand']} •••• {card['last4']}" if card else ""
