@@ -31,6 +31,16 @@ logger = logging.getLogger(__name__)
 S = SubscriptionStatus
 
 
+def period_end_after(start: datetime, interval: str) -> datetime:
+    """One billing period after ``start``: the same day next month (or year), the month's last day if shorter."""
+    import calendar
+
+    months = 12 if interval == "yearly" else 1
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
+
+
 def subscription_lock(*, organization) -> Subscription | None:
     return (
         Subscription.objects.unscoped()

@@ -76,10 +76,14 @@ class BillingOverviewView(OrganizationRequiredMixin, View):
                 "usage": {"used": used, "quota": quota, "percent": min(100, used * 100 // quota) if quota else None},
                 "invoices": selectors.organization_invoices(organization=organization)[:24],
                 "subscribe_form": subscribe_form
-                or SubscribeForm(initial={"interval": subscription.interval if subscription else "monthly"}),
+                or SubscribeForm(
+                    initial={
+                        "plan": subscription.plan.code if subscription else None,
+                        "interval": subscription.interval if subscription else "monthly",
+                    }
+                ),
                 "grace_days": settings.BILLING_GRACE_DAYS,
-                "can_pay": subscription is not None
-                and not (subscription.provider_subscription_id and subscription.status == SubscriptionStatus.ACTIVE),
+                "can_pay": subscription is not None and subscription.status != SubscriptionStatus.ACTIVE,
             },
             status=status,
         )
@@ -322,6 +326,7 @@ class PricingView(View):
                 "form": form,
                 "chosen": chosen,
                 "trial_days": settings.TRIAL_DAYS,
+                "currencies": sorted(set(PlanPrice.objects.values_list("currency", flat=True))),
             },
             status=status,
         )

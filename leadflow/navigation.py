@@ -11,6 +11,7 @@ SECTIONS = [
     ("Leads", "leads:list", Role.VIEWER, "users"),
     ("Inbox", "messaging:inbox", Role.AGENT, "inbox"),
     ("Campaigns", "campaigns:list", Role.MANAGER, "megaphone"),
+    ("Wallets", "billing:wallets", Role.MANAGER, "wallet"),
     ("Integrations", "integrations:list", Role.ADMIN, "plug"),
     ("Billing", "billing:overview", Role.ADMIN, "card"),
     ("Settings", "settings:profile", Role.VIEWER, "cog"),

@@ -78,7 +78,7 @@ class SubscriptionSerializer(serializers.ModelSerializer):
 
 
 class WalletTopUpSerializer(serializers.ModelSerializer):
-    buyer = serializers.PrimaryKeyRelatedField(queryset=Buyer.objects.all())
+    buyer = serializers.PrimaryKeyRelatedField(queryset=Buyer.objects)  # the manager: scoped per request
 
     class Meta:
         model = WalletTopUp

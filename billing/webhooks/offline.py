@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from ..checkout import plan_checkout_complete
-from ..models import BillingProvider, PlanCheckout
-from ..money import to_minor
+from ..lifecycle import period_end_after, subscription_payment_succeeded
+from ..models import BillingProvider, PlanCheckout, Subscription
+from ..money import charge_amount, to_minor
 from ..topups import top_up_paid
 from . import Outcome, applied, ignored
 
@@ -15,8 +16,26 @@ def handle(event) -> Outcome:
         checkout = PlanCheckout.objects.unscoped().filter(token=payload["checkout"]).first()
         if checkout is None:
             return ignored("no such checkout")
-        subscription = plan_checkout_complete(checkout=checkout, occurred_at=event.occurred_at)
-        return applied(f"checkout {checkout.pk} completed", subscription.organization_id)
+        start = event.occurred_at
+        end = period_end_after(start, checkout.interval)
+        subscription = plan_checkout_complete(checkout=checkout, occurred_at=start, period_start=start, period_end=end)
+        # The offline "payment" is invoiced like a provider's first charge (tax included in what was "paid").
+        subscription = (
+            Subscription.objects.unscoped()
+            .select_for_update()
+            .select_related("plan", "organization")
+            .get(pk=subscription.pk)
+        )
+        price = checkout.plan.price_for(checkout.currency, checkout.interval)
+        invoice = subscription_payment_succeeded(
+            subscription=subscription,
+            gross=charge_amount(organization=subscription.organization, net=price.amount, currency=checkout.currency),
+            provider_reference=f"checkout:{checkout.token}",
+            occurred_at=start,
+            period_start=start,
+            period_end=end,
+        )
+        return applied(f"checkout {checkout.pk} completed, invoiced as {invoice.number}", subscription.organization_id)
     if event.event_type == "top_up.paid":
         top_up = top_up_paid(
             provider=BillingProvider.OFFLINE,
