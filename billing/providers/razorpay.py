@@ -54,16 +54,22 @@ def signature_valid(message: str, signature: str, secret: str) -> bool:
 
 def webhook_signature_valid(raw_body: bytes, signature: str) -> bool:
     """X-Razorpay-Signature: hex HMAC-SHA256 of the raw body with the webhook secret (the SDK's check)."""
-    if not settings.RAZORPAY_WEBHOOK_SECRET or not signature:
+    secrets = [secret.strip() for secret in settings.RAZORPAY_WEBHOOK_SECRET.split(",") if secret.strip()]
+    if not secrets or not signature:
         return False
     try:
         body = raw_body.decode("utf-8")
     except UnicodeDecodeError:
         return False
-    try:
-        return client().utility.verify_webhook_signature(body, signature, settings.RAZORPAY_WEBHOOK_SECRET)
-    except razorpay.errors.SignatureVerificationError:
-        return False
+    utility = client().utility
+    # Comma-separated, newest first: after a rotation Razorpay's retries of older events carry the old signature.
+    for secret in secrets:
+        try:
+            if utility.verify_webhook_signature(body, signature, secret):
+                return True
+        except razorpay.errors.SignatureVerificationError:
+            continue
+    return False
 
 
 def subscription_return_valid(*, payment_id: str, subscription_id: str, signature: str) -> bool:

@@ -78,9 +78,10 @@ def _subscription_event(kind: str, payload: dict, event) -> Outcome:
     if subscription is None:
         token = _notes(remote).get("checkout_token", "")
         checkout = PlanCheckout.objects.unscoped().filter(token=token, provider=RAZORPAY).first() if token else None
-        if checkout is None or kind in ("subscription.cancelled", "subscription.completed", "subscription.halted"):
+        if checkout is None:
             return ignored(f"{kind} for {remote_id}, a subscription LeadFlow does not know")
-        if kind == "subscription.pending":
+        if kind not in ("subscription.activated", "subscription.charged"):
+            # Authenticated only means the mandate is in place; the first charge completes the checkout.
             return ignored(f"{kind} before the checkout completed")
         plan_checkout_complete(
             checkout=checkout,

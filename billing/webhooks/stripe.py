@@ -143,8 +143,43 @@ def _saved_method(intent_id: str, customer_id: str) -> tuple[str, str, str]:
     return _id(method), label, _id(intent.get("customer")) or customer_id
 
 
+def _subscription_for(remote_id: str, *, metadata: dict, customer_id: str, occurred_at, remote: dict | None = None):
+    """Our (locked) subscription for a Stripe subscription id. Stripe does not order its events: a subscription or
+    invoice event may arrive before ``checkout.session.completed``; the checkout token LeadFlow put in the
+    subscription's metadata then completes the checkout first."""
+    subscription = _locked_subscription(remote_id)
+    if subscription is not None or not remote_id:
+        return subscription
+    checkout = (
+        PlanCheckout.objects.unscoped()
+        .filter(token=(metadata or {}).get("checkout_token", ""), provider=STRIPE)
+        .first()
+    )
+    if checkout is None:
+        return None
+    period_start, period_end = _periods(remote or {})
+    plan_checkout_complete(
+        checkout=checkout,
+        occurred_at=occurred_at,
+        provider_subscription_id=remote_id,
+        provider_customer_id=customer_id,
+        period_start=period_start,
+        period_end=period_end,
+    )
+    return _locked_subscription(remote_id)
+
+
 def _subscription_changed(kind: str, remote: dict, event) -> Outcome:
-    subscription = _locked_subscription(remote.get("id", ""))
+    if remote.get("status") == "active":
+        subscription = _subscription_for(
+            remote.get("id", ""),
+            metadata=remote.get("metadata") or {},
+            customer_id=_id(remote.get("customer")),
+            occurred_at=event.occurred_at,
+            remote=remote,
+        )
+    else:
+        subscription = _locked_subscription(remote.get("id", ""))
     if subscription is None:
         return ignored(f"{kind} for {remote.get('id')}, a subscription LeadFlow does not know")
     period_start, period_end = _periods(remote)
@@ -175,7 +210,13 @@ def _invoice_subscription_id(invoice: dict) -> str:
 
 
 def _invoice_paid(invoice: dict, event) -> Outcome:
-    subscription = _locked_subscription(_invoice_subscription_id(invoice))
+    details = (invoice.get("parent") or {}).get("subscription_details") or {}
+    subscription = _subscription_for(
+        _invoice_subscription_id(invoice),
+        metadata=details.get("metadata") or invoice.get("subscription_details", {}).get("metadata") or {},
+        customer_id=_id(invoice.get("customer")),
+        occurred_at=event.occurred_at,
+    )
     if subscription is None:
         return ignored(f"invoice {invoice.get('id')} is not for a LeadFlow subscription")
     if not invoice.get("amount_paid"):

@@ -380,3 +380,12 @@ LOGGING = {
 }
 # Campaigns: Campaign.distribution_logic and LeadDistribution.strategy share one choice set in the API schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DistributionLogicEnum"] = "campaigns.constants.DistributionLogic"
+# Billing: one choice set per meaning in the API schema (integrations also have a "provider").
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "BillingProviderEnum": "billing.models.BillingProvider",
+        "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "TopUpStatusEnum": "billing.models.TopUpStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+    }
+)

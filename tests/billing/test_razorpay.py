@@ -320,3 +320,31 @@ def test_upgrade_now_downgrade_at_cycle_end_and_cancel_at_period_end(
         )
     subscription.refresh_from_db()
     assert subscription.status == "cancelled" and subscription.cancelled_at is not None
+
+
+def test_after_a_secret_rotation_retries_signed_with_the_old_secret_still_verify(client, subscribed, settings):
+    _, _, checkout = subscribed
+    settings.RAZORPAY_WEBHOOK_SECRET = "new-webhook-secret,webhook-secret-rzp"
+    body = _charged(checkout)
+    assert post_razorpay(client, body, event_id="evt_old", signature=razorpay_sign(body)).status_code == 200
+    newer = _charged(checkout, pay_id="pay_00000000000005")
+    assert (
+        post_razorpay(
+            client, newer, event_id="evt_new", signature=razorpay_sign(newer, secret="new-webhook-secret")
+        ).status_code
+        == 200
+    )
+    settings.RAZORPAY_WEBHOOK_SECRET = "new-webhook-secret"
+    assert post_razorpay(client, body, event_id="evt_old2", signature=razorpay_sign(body)).status_code == 401
+
+
+def test_an_authenticated_mandate_alone_does_not_activate(client, subscribed, django_capture_on_commit_callbacks):
+    organization, _, checkout = subscribed
+    with django_capture_on_commit_callbacks(execute=True):
+        post_razorpay(
+            client,
+            _lifecycle("subscription.authenticated", checkout, created_at=1767225610, status="authenticated"),
+            event_id="evt_auth",
+        )
+    assert Subscription.objects.unscoped().get(organization=organization).status == "trialing"
+    assert BillingEvent.objects.unscoped().get(event_id="evt_auth").status == "ignored"

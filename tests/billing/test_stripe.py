@@ -309,3 +309,32 @@ def test_the_customer_portal_link(client, active, stripe_checkout_api):
     response = client.post("/billing/portal/")
     assert response.status_code == 302 and response["Location"] == "https://billing.stripe.com/p/session/test_LeadFlow"
     assert stripe_checkout_api.calls("POST", "/v1/billing_portal/sessions")[0].form()["customer"] == CUSTOMER_ID
+
+
+def test_the_first_invoice_arriving_before_the_checkout_completes_it(
+    client, signup, stripe_checkout_api, stripe_endpoint, django_capture_on_commit_callbacks
+):
+    """Stripe does not order its events: invoice.paid can beat checkout.session.completed. The checkout token in
+    the subscription's metadata links it, and the late checkout event then changes nothing."""
+    session = _complete(stripe_checkout_api, signup)
+    invoice = stripe_invoice("in_1LeadFlowFirst", customer=CUSTOMER_ID, subscription=SUB_ID, amount=4900)
+    invoice["parent"]["subscription_details"]["metadata"] = stripe_checkout_api.objects[SUB_ID]["metadata"]
+    stripe_checkout_api.objects["in_1LeadFlowFirst"] = invoice
+    now = int(time.time())
+    with django_capture_on_commit_callbacks(execute=True):
+        first = post_stripe(
+            client, stripe_endpoint, stripe_event("invoice.paid", invoice, event_id="evt_inv_first", created=now)
+        )
+    assert first.status_code == 200, first.content
+    subscription = Subscription.objects.unscoped().get(provider_subscription_id=SUB_ID)
+    assert subscription.status == "active"
+    assert Invoice.objects.unscoped().filter(organization=subscription.organization).count() == 1
+    with django_capture_on_commit_callbacks(execute=True):
+        post_stripe(
+            client,
+            stripe_endpoint,
+            stripe_event("checkout.session.completed", session, event_id="evt_late_checkout", created=now - 5),
+        )
+    assert User.objects.filter(email=EMAIL).count() == 1
+    assert Subscription.objects.unscoped().filter(provider_subscription_id=SUB_ID).count() == 1
+    assert len([m for m in mail.outbox if m.subject.startswith("Welcome to LeadFlow")]) == 1
