@@ -461,8 +461,7 @@ class TopUpStartView(OrganizationRequiredMixin, View):
         except ServiceError as error:
             form.add_error(error.field if error.field in form.fields else None, error.message)
             return WalletsView().get(request, form=form, form_buyer=buyer.pk, status=400)
-        if top_up.checkout_url:
-            return redirect(top_up.checkout_url)
+        # The top-up's page shows the checkout link (to open, or to send to the buyer) or Razorpay's Checkout.js.
         return redirect("billing:top_up", top_up_id=top_up.pk)
 
 

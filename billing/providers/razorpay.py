@@ -175,6 +175,10 @@ class RazorpayProvider:
         return None  # Razorpay has no customer portal; cards are changed by paying through a new subscription link
 
     def top_up_checkout(self, *, top_up, success_url: str, cancel_url: str) -> CheckoutStart:
+        """A payment link (a hosted page to send the buyer) — or, to save the card for auto-recharge, an order for
+        Checkout.js with the buyer as a Razorpay customer and a recurring token."""
+        if not top_up.save_method:
+            return self._payment_link(top_up=top_up, success_url=success_url)
         buyer = top_up.buyer
         rz = client()
         order_request = {
@@ -188,7 +192,7 @@ class RazorpayProvider:
             },
         }
         options = {}
-        if top_up.save_method:
+        if top_up.save_method:  # always true here; the payment link above covers the rest
             customer = _call(
                 "create the customer",
                 rz.customer.create,
@@ -230,6 +234,36 @@ class RazorpayProvider:
                 **options,
             },
         )
+
+    def _payment_link(self, *, top_up, success_url: str) -> CheckoutStart:
+        buyer = top_up.buyer
+        customer = {
+            key: value
+            for key, value in (("name", buyer.name), ("email", buyer.email), ("contact", buyer.phone))
+            if value
+        }
+        link = _call(
+            "create the payment link",
+            client().payment_link.create,
+            {
+                "amount": to_minor(top_up.amount, top_up.currency),
+                "currency": top_up.currency,
+                "accept_partial": False,
+                "description": f"Wallet top-up for {buyer.name}"[:255],
+                "customer": customer,
+                "notify": {"sms": False, "email": False},
+                "reminder_enable": False,
+                "reference_id": f"top-up-{top_up.pk}",
+                "notes": {
+                    "top_up_id": str(top_up.pk),
+                    "buyer_id": str(buyer.pk),
+                    "organization_id": str(buyer.organization_id),
+                },
+                "callback_url": success_url,
+                "callback_method": "get",
+            },
+        )
+        return CheckoutStart(self.name, link["id"], url=link["short_url"])
 
     def recharge_wallet(self, *, buyer, amount: Decimal, idempotency_key: str, description: str) -> ChargeResult:
         """A recurring payment on the buyer's saved token. The wallet is credited by ``payment.captured``."""

@@ -138,7 +138,7 @@ def _subscription_event(kind: str, payload: dict, event) -> Outcome:
 
 def _top_up_paid(kind: str, payload: dict) -> Outcome:
     payment = _entity(payload, "payment")
-    notes = _notes(payment) or _notes(_entity(payload, "order"))
+    notes = _notes(payment) or _notes(_entity(payload, "order")) or _notes(_entity(payload, "payment_link"))
     reference = payment.get("order_id") or ""
     if kind == "payment_link.paid":
         reference = _entity(payload, "payment_link").get("id", "")

@@ -184,3 +184,37 @@ def test_operators_see_revenue_computed_from_the_data(client, db):
     assert [(r["currency"], r["total"]) for r in summary["refunds"]] == [("INR", Decimal("500.00"))]
     assert "5498.17" in page.content.decode()
     assert client.get("/admin/billing/subscription/").status_code == 200
+
+
+def test_a_checkout_for_an_existing_account_adds_the_workspace_without_a_sign_in_link(
+    client, plans, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+
+    from accounts.models import Membership
+
+    existing = UserFactory(email="known@acme.example")
+    response = client.post(
+        "/pricing/",
+        {
+            "plan": "starter",
+            "interval": "yearly",
+            "currency": "INR",
+            "email": "Known@Acme.example",
+            "name": "Acme Two",
+            "country": "IN",
+        },
+    )
+    assert response.status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(response["Location"])
+    membership = Membership.objects.unscoped().select_related("organization").get(user=existing)
+    assert (membership.role, membership.organization.name) == ("owner", "Acme Two")
+    subscription = Subscription.objects.unscoped().get(organization=membership.organization)
+    assert (subscription.status, subscription.interval, subscription.plan.code) == ("active", "yearly", "starter")
+    # A year: 9,990 + 18 % GST.
+    from billing.models import Invoice
+
+    assert Invoice.objects.unscoped().get(organization=membership.organization).total == Decimal("11788.20")
+    welcome = next(m for m in mail.outbox if m.subject.startswith("Welcome to LeadFlow"))
+    assert "/accounts/login/?next=/billing/welcome/" in welcome.body and "/billing/sign-in/" not in welcome.body

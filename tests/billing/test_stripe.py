@@ -234,9 +234,13 @@ def test_missing_signature_or_unknown_endpoint(client, stripe_endpoint):
 @pytest.fixture
 def active(client, signup, stripe_checkout_api, stripe_endpoint, django_capture_on_commit_callbacks):
     body = stripe_event("checkout.session.completed", _complete(stripe_checkout_api, signup), event_id="evt_done")
+    created = stripe_event("customer.subscription.created", stripe_checkout_api.objects[SUB_ID], event_id="evt_created")
     with django_capture_on_commit_callbacks(execute=True):
         post_stripe(client, stripe_endpoint, body)
-    return Subscription.objects.unscoped().get(provider_subscription_id=SUB_ID)
+        post_stripe(client, stripe_endpoint, created)
+    subscription = Subscription.objects.unscoped().get(provider_subscription_id=SUB_ID)
+    assert subscription.current_period_end.timestamp() == 1769904000  # from the subscription's items
+    return subscription
 
 
 def _deliver(client, endpoint, stripe_api, capture, event_type, obj, event_id, created):
@@ -338,3 +342,44 @@ def test_the_first_invoice_arriving_before_the_checkout_completes_it(
     assert User.objects.filter(email=EMAIL).count() == 1
     assert Subscription.objects.unscoped().filter(provider_subscription_id=SUB_ID).count() == 1
     assert len([m for m in mail.outbox if m.subject.startswith("Welcome to LeadFlow")]) == 1
+
+
+def test_upgrade_is_prorated_downgrade_waits_and_cancel_stops_at_period_end(
+    client, active, stripe_checkout_api, stripe_endpoint, django_capture_on_commit_callbacks
+):
+    api = stripe_checkout_api
+    prices = iter(["price_1LeadFlowAgencyUSD", "price_1LeadFlowStarterUSD"])
+    api.route(
+        "POST",
+        "/v1/prices",
+        lambda recorded, match: stripe_price(next(prices), unit_amount=int(recorded.form()["unit_amount"])),
+    )
+    api.route(
+        "POST",
+        f"/v1/subscriptions/{SUB_ID}",
+        lambda recorded, match: {
+            **api.objects[SUB_ID],
+            "cancel_at_period_end": recorded.form().get("cancel_at_period_end") == "true",
+        },
+    )
+    client.force_login(User.objects.get(email=EMAIL))
+
+    client.post("/billing/plan/", {"plan": "agency"})
+    upgrade = api.calls("POST", f"/v1/subscriptions/{SUB_ID}")[-1].form()
+    assert upgrade["items[0][id]"] == f"si_{SUB_ID[4:]}" and upgrade["items[0][price]"] == "price_1LeadFlowAgencyUSD"
+    assert upgrade["proration_behavior"] == "always_invoice"
+    active.refresh_from_db()
+    assert active.plan.code == "agency"
+
+    client.post("/billing/plan/", {"plan": "starter"})
+    downgrade = api.calls("POST", f"/v1/subscriptions/{SUB_ID}")[-1].form()
+    assert downgrade["items[0][price]"] == "price_1LeadFlowStarterUSD" and downgrade["proration_behavior"] == "none"
+    active.refresh_from_db()
+    assert (active.plan.code, active.pending_plan.code) == ("agency", "starter")
+
+    assert client.post("/billing/cancel/").status_code == 302
+    assert api.calls("POST", f"/v1/subscriptions/{SUB_ID}")[-1].form() == {"cancel_at_period_end": "true"}
+    active.refresh_from_db()
+    assert active.cancel_at_period_end and active.status == "active"
+    page = client.get("/billing/").content.decode()
+    assert "Ends on" in page and "From the next renewal" in page

@@ -61,11 +61,14 @@ def test_offline_top_up_is_credited_once_by_the_confirmation(client, shop, djang
     refused = client.post(f"/billing/wallets/{buyer.pk}/top-up/", {"amount": "0.50"})
     assert refused.status_code == 400 and b"field-error" in refused.content
     response = client.post(f"/billing/wallets/{buyer.pk}/top-up/", {"amount": "2500"})
-    assert response.status_code == 302 and response["Location"].startswith("/billing/offline/top-up/offline_")
+    top_up = WalletTopUp.objects.unscoped().get(buyer=buyer)
+    assert response.status_code == 302 and response["Location"] == f"/billing/top-ups/{top_up.pk}/"
+    assert top_up.checkout_url.startswith("/billing/offline/top-up/offline_")
+    assert top_up.checkout_url in client.get(response["Location"]).content.decode()
     assert _balance(buyer) == 0  # nothing until the payment is confirmed
     with django_capture_on_commit_callbacks(execute=True):
-        assert client.post(response["Location"]).status_code == 200
-        client.post(response["Location"])  # paying twice credits once
+        assert client.post(top_up.checkout_url).status_code == 200
+        client.post(top_up.checkout_url)  # paying twice credits once
     assert _balance(buyer) == Decimal("2500.00")
     top_up = WalletTopUp.objects.unscoped().get(buyer=buyer)
     assert top_up.status == "paid" and WalletEntry.objects.unscoped().filter(buyer=buyer).count() == 1
@@ -193,6 +196,79 @@ def test_razorpay_order_top_up_credits_from_the_webhook_only_and_saves_the_token
     )
 
 
+def test_razorpay_payment_link_top_up_is_credited_by_payment_link_paid(
+    client, shop, razorpay_api, django_capture_on_commit_callbacks
+):
+    _, _, manager, buyer = shop()
+
+    def create_link(recorded, match):
+        body = recorded.json()
+        return {
+            "id": "plink_LeadFlowTopUp1",
+            "entity": "payment_link",
+            "amount": body["amount"],
+            "amount_paid": 0,
+            "currency": body["currency"],
+            "accept_partial": False,
+            "description": body["description"],
+            "customer": body["customer"],
+            "notify": body["notify"],
+            "reference_id": body["reference_id"],
+            "notes": body["notes"],
+            "callback_url": body["callback_url"],
+            "callback_method": "get",
+            "status": "created",
+            "short_url": "https://rzp.io/i/LeadFlow1",
+            "upi_link": False,
+            "created_at": 1767225600,
+            "expire_by": 0,
+            "reminder_enable": False,
+            "payments": None,
+        }
+
+    razorpay_api.route("POST", "/v1/payment_links", create_link)
+    client.force_login(manager)
+    response = client.post(f"/billing/wallets/{buyer.pk}/top-up/", {"amount": "750"})
+    top_up = WalletTopUp.objects.unscoped().get(buyer=buyer)
+    request = razorpay_api.calls("POST", "/v1/payment_links")[0].json()
+    assert (request["amount"], request["reference_id"], request["customer"]["email"]) == (
+        75000,
+        f"top-up-{top_up.pk}",
+        "buyer@acme.example",
+    )
+    assert request["callback_url"] == f"http://testserver/billing/top-ups/{top_up.pk}/"
+    assert "https://rzp.io/i/LeadFlow1" in client.get(response["Location"]).content.decode()
+    # The buyer comes back through the callback URL: still nothing credited.
+    assert client.get(f"/billing/top-ups/{top_up.pk}/?razorpay_payment_id=pay_x&razorpay_payment_link_status=paid")
+    assert _balance(buyer) == 0
+    link = {
+        **create_link(razorpay_api.calls("POST", "/v1/payment_links")[0], None),
+        "status": "paid",
+        "amount_paid": 75000,
+    }
+    payment = razorpay_payment_entity("pay_LeadFlowLink1", amount=75000, order_id="order_LeadFlowLink1")
+    order = {
+        "id": "order_LeadFlowLink1",
+        "entity": "order",
+        "amount": 75000,
+        "amount_paid": 75000,
+        "amount_due": 0,
+        "currency": "INR",
+        "receipt": None,
+        "status": "paid",
+        "attempts": 1,
+        "notes": [],
+        "created_at": 1767225600,
+    }
+    body = razorpay_event("payment_link.paid", created_at=1767225900, payment_link=link, payment=payment, order=order)
+    with django_capture_on_commit_callbacks(execute=True):
+        post_razorpay(client, body, event_id="evt_link_paid")
+        post_razorpay(client, body, event_id="evt_link_paid")
+    assert _balance(buyer) == Decimal("750.00")
+    top_up.refresh_from_db()
+    assert (top_up.status, top_up.payment_reference) == ("paid", "pay_LeadFlowLink1")
+
+
 def test_razorpay_auto_recharge_charges_the_token_once_and_credits_on_capture(
     client, shop, razorpay_api, django_capture_on_commit_callbacks
 ):
@@ -279,7 +355,8 @@ def test_stripe_checkout_top_up_saves_the_card_and_credits_once(
     stripe_api.route("POST", "/v1/checkout/sessions", create_session)
     client.force_login(manager)
     response = client.post(f"/billing/wallets/{buyer.pk}/top-up/", {"amount": "150", "save_method": "on"})
-    assert response.status_code == 302 and response["Location"] == "https://checkout.stripe.com/c/pay/cs_test_TopUp1"
+    assert response.status_code == 302
+    assert "https://checkout.stripe.com/c/pay/cs_test_TopUp1" in client.get(response["Location"]).content.decode()
     form = stripe_api.calls("POST", "/v1/checkout/sessions")[0].form()
     assert form["mode"] == "payment" and form["payment_intent_data[setup_future_usage]"] == "off_session"
     assert form["line_items[0][price_data][unit_amount]"] == "15000" and form["customer_creation"] == "always"
