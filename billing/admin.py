@@ -60,11 +60,12 @@ class SubscriptionAdmin(admin.ModelAdmin):
         ]
 
     def revenue_view(self, request):
-        days = int(request.GET.get("days") or 30) if str(request.GET.get("days", "30")).isdigit() else 30
+        days = request.GET.get("days", "")
+        days = min(int(days), 365) if days.isdigit() and int(days) > 0 else 30
         context = {
             **self.admin_site.each_context(request),
             "title": "Revenue",
-            "summary": revenue_summary(days=max(1, min(days, 365))),
+            "summary": revenue_summary(days=days),
             "opts": self.model._meta,
         }
         return TemplateResponse(request, "admin/billing/revenue.html", context)

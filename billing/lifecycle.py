@@ -41,16 +41,6 @@ def period_end_after(start: datetime, interval: str) -> datetime:
     return start.replace(year=year, month=month, day=min(start.day, calendar.monthrange(year, month)[1]))
 
 
-def subscription_lock(*, organization) -> Subscription | None:
-    return (
-        Subscription.objects.unscoped()
-        .select_for_update()
-        .select_related("plan")
-        .filter(organization=organization)
-        .first()
-    )
-
-
 def subscription_transition(
     *, subscription: Subscription, status: str, reason: str, actor=None, at: datetime | None = None
 ) -> bool:

@@ -75,8 +75,7 @@ def subscription_change_plan(
     if subscription.status in (SubscriptionStatus.CANCELLED, SubscriptionStatus.SUSPENDED, SubscriptionStatus.PAST_DUE):
         raise ServiceError("Pay for the current plan (or subscribe again) before changing it.", field="plan")
     old = subscription.plan.code
-    paid = subscription.status == SubscriptionStatus.ACTIVE and subscription.provider_subscription_id
-    if paid or subscription.status == SubscriptionStatus.ACTIVE:
+    if subscription.status == SubscriptionStatus.ACTIVE:
         interval = interval or subscription.interval
         if interval != subscription.interval:
             raise ServiceError("Switching between monthly and yearly goes through a new checkout.", field="interval")
