@@ -218,3 +218,14 @@ def test_a_checkout_for_an_existing_account_adds_the_workspace_without_a_sign_in
     assert Invoice.objects.unscoped().get(organization=membership.organization).total == Decimal("11788.20")
     welcome = next(m for m in mail.outbox if m.subject.startswith("Welcome to LeadFlow"))
     assert "/accounts/login/?next=/billing/welcome/" in welcome.body and "/billing/sign-in/" not in welcome.body
+
+
+def test_the_dashboard_warns_when_payment_is_overdue_or_suspended(client, org_owner):
+    organization, owner = org_owner
+    client.force_login(owner)
+    subscription = Subscription.objects.unscoped().get(organization=organization)
+    Subscription.objects.unscoped().filter(pk=subscription.pk).update(status="past_due", past_due_since=timezone.now())
+    page = client.get("/dashboard/").content.decode()
+    assert 'data-testid="billing-banner"' in page and "Payment overdue" in page and "campaigns pause on" in page
+    Subscription.objects.unscoped().filter(pk=subscription.pk).update(status="suspended", suspended_at=timezone.now())
+    assert "Suspended for non-payment" in client.get("/dashboard/").content.decode()
