@@ -23,7 +23,7 @@ from accounts.models import Organization, User
 from accounts.services import audit_record, organization_create
 from leadflow.exceptions import ServiceError
 
-from .lifecycle import subscription_mirror
+from .lifecycle import subscription_mirror, subscription_transition
 from .models import (
     CheckoutStatus,
     MagicLoginLink,
@@ -61,6 +61,8 @@ def plan_checkout_start(
     ):
         raise ServiceError("Online payments are not set up yet: contact us to subscribe.")
     subscription = Subscription.objects.unscoped().filter(organization=organization).first() if organization else None
+    if subscription and subscription.status == SubscriptionStatus.ACTIVE and subscription.provider_subscription_id:
+        raise ServiceError("This workspace is already paying: change the plan instead.", field="plan")
     if subscription and subscription.provider_subscription_id:
         provider_name = subscription.provider
     else:
@@ -116,23 +118,28 @@ def plan_checkout_complete(
         Subscription.objects.unscoped().select_for_update().select_related("plan").get(organization=organization)
     )
     subscription.provider = checkout.provider
-    if provider_subscription_id:
+    if provider_subscription_id and provider_subscription_id != subscription.provider_subscription_id:
+        # A new provider subscription (a first one, or after a cancellation): the old one's event times do not
+        # apply to it.
         subscription.provider_subscription_id = provider_subscription_id
+        subscription.provider_event_at = None
     if provider_customer_id:
         subscription.provider_customer_id = provider_customer_id
     subscription.interval = checkout.interval
     subscription.currency = checkout.currency
     subscription.cancel_at_period_end = False
     subscription.save()
+    reason = f"checkout completed ({checkout.get_provider_display()})"
     subscription_mirror(
         subscription=subscription,
         occurred_at=occurred_at,
-        reason=f"checkout completed ({checkout.get_provider_display()})",
-        status=SubscriptionStatus.ACTIVE,
+        reason=reason,
         plan=checkout.plan,
         period_start=period_start,
         period_end=period_end,
     )
+    # Paid at checkout: active, from any status (a trial, past due, suspended or cancelled before).
+    subscription_transition(subscription=subscription, status=SubscriptionStatus.ACTIVE, reason=reason, at=occurred_at)
     checkout.status = CheckoutStatus.COMPLETED
     checkout.completed_at = timezone.now()
     checkout.save(update_fields=["status", "completed_at", "organization"])

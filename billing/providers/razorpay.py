@@ -120,7 +120,7 @@ class RazorpayProvider:
     def plan_checkout(self, *, checkout, success_url: str, cancel_url: str) -> CheckoutStart:
         organization = checkout.organization
         price = checkout.plan.price_for(checkout.currency, checkout.interval)
-        taxed_for = organization or _Prospect(checkout.details.get("country", "IN"))
+        taxed_for = organization or _Prospect(checkout.details.get("country", "IN"), checkout.details.get("tax_id", ""))
         notes = {"checkout_token": checkout.token, "plan": checkout.plan.code, "interval": checkout.interval}
         if organization is not None:
             notes["organization_id"] = str(organization.pk)
@@ -313,11 +313,11 @@ class RazorpayProvider:
 
 
 class _Prospect:
-    """Tax for a signup that has no organization yet: its country and (no) tax id."""
+    """Tax for a signup that has no organization yet: the country and GSTIN/VAT id given at checkout."""
 
-    def __init__(self, country: str):
+    def __init__(self, country: str, tax_id: str = ""):
         self.country = country
-        self.tax_id = ""
+        self.tax_id = tax_id
 
 
 def _remember_reference(top_up, reference: str) -> None:

@@ -87,7 +87,9 @@ class StripeProvider:
             line_items=[
                 {
                     "price": self.price_id(
-                        price=price, organization=organization or _Prospect(checkout.details.get("country", ""))
+                        price=price,
+                        organization=organization
+                        or _Prospect(checkout.details.get("country", ""), checkout.details.get("tax_id", "")),
                     ),
                     "quantity": 1,
                 }

@@ -229,3 +229,33 @@ def test_the_dashboard_warns_when_payment_is_overdue_or_suspended(client, org_ow
     assert 'data-testid="billing-banner"' in page and "Payment overdue" in page and "campaigns pause on" in page
     Subscription.objects.unscoped().filter(pk=subscription.pk).update(status="suspended", suspended_at=timezone.now())
     assert "Suspended for non-payment" in client.get("/dashboard/").content.decode()
+
+
+def test_a_cancelled_workspace_subscribes_again(client, org_owner, django_capture_on_commit_callbacks):
+    organization, owner = org_owner
+    client.force_login(owner)
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/billing/cancel/")
+    assert Subscription.objects.unscoped().get(organization=organization).status == "cancelled"
+    response = client.post("/billing/subscribe/", {"plan": "growth", "interval": "yearly"})
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(response["Location"])
+    subscription = Subscription.objects.unscoped().get(organization=organization)
+    assert (subscription.status, subscription.interval, subscription.cancelled_at is not None) == (
+        "active",
+        "yearly",
+        True,
+    )
+    # Paying again while active is refused: plan changes go through "change plan".
+    refused = client.post("/billing/subscribe/", {"plan": "growth", "interval": "yearly"})
+    assert refused.status_code == 302  # the offline provider has no provider id: a new checkout is allowed
+
+
+def test_paying_twice_through_a_provider_is_refused(client, org_owner):
+    organization, owner = org_owner
+    Subscription.objects.unscoped().filter(organization=organization).update(
+        status="active", provider="razorpay", provider_subscription_id="sub_Paying00001"
+    )
+    client.force_login(owner)
+    response = client.post("/billing/subscribe/", {"plan": "growth", "interval": "monthly"})
+    assert response.status_code == 400 and b"already paying" in response.content
