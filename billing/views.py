@@ -38,6 +38,7 @@ from .models import (
     TopUpStatus,
     WalletTopUp,
 )
+from .providers import provider_for
 from .providers import razorpay as razorpay_provider
 from .topups import top_up_start
 
@@ -435,6 +436,7 @@ class WalletsView(OrganizationRequiredMixin, View):
                 "rows": rows,
                 "top_ups": WalletTopUp.objects.select_related("buyer")[:20],
                 "currency": request.organization.currency,
+                "provider": provider_for(request.organization),
             },
             status=status,
         )
