@@ -10,9 +10,10 @@ same event again (the admin's replay, the sweep of failed ones) changes nothing 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from .models import BillingEvent, BillingEventStatus
@@ -20,6 +21,7 @@ from .models import BillingEvent, BillingEventStatus
 logger = logging.getLogger(__name__)
 
 MAX_ATTEMPTS = 10
+STUCK_AFTER = timedelta(minutes=5)
 
 
 def unix_time(value) -> datetime | None:
@@ -82,12 +84,20 @@ def billing_event_process(*, event_pk: int, force: bool = False) -> BillingEvent
         return event
 
 
-def billing_events_retry_failed() -> int:
-    ids = list(
+def billing_events_sweep(*, now: datetime | None = None) -> int:
+    """Apply what is still due: failed events (up to MAX_ATTEMPTS tries) and events recorded more than
+    STUCK_AFTER ago whose task never ran (broker down, worker lost)."""
+    now = now or timezone.now()
+    due = (
         BillingEvent.objects.unscoped()
-        .filter(status=BillingEventStatus.FAILED, attempts__lt=MAX_ATTEMPTS)
+        .filter(
+            Q(status=BillingEventStatus.FAILED, attempts__lt=MAX_ATTEMPTS)
+            | Q(status=BillingEventStatus.RECEIVED, received_at__lt=now - STUCK_AFTER)
+        )
+        .order_by("occurred_at", "pk")
         .values_list("pk", flat=True)[:200]
     )
+    ids = list(due)
     for pk in ids:
         billing_event_process(event_pk=pk)
     return len(ids)

@@ -14,8 +14,8 @@ def process_billing_event(event_pk: int) -> str | None:
 
 
 @shared_task
-def retry_failed_billing_events() -> int:
-    return events.billing_events_retry_failed()
+def sweep_billing_events() -> int:
+    return events.billing_events_sweep()
 
 
 @shared_task

@@ -162,7 +162,7 @@ CELERY_BEAT_SCHEDULE = {
     "billing-expire-trials": {"task": "billing.tasks.expire_trials", "schedule": 60 * 15},
     "billing-send-reminders": {"task": "billing.tasks.send_billing_reminders", "schedule": crontab(minute=0)},
     "billing-suspend-after-grace": {"task": "billing.tasks.suspend_after_grace", "schedule": 60 * 15},
-    "billing-retry-failed-events": {"task": "billing.tasks.retry_failed_billing_events", "schedule": 60 * 5},
+    "billing-sweep-events": {"task": "billing.tasks.sweep_billing_events", "schedule": 60 * 5},
     "billing-invoice-metered-usage": {
         "task": "billing.tasks.invoice_metered_usage",
         "schedule": crontab(day_of_month=1, hour=1, minute=0),

@@ -89,11 +89,11 @@ def test_a_failing_handler_keeps_the_event_and_beat_retries_it(
         "/v1/payment_intents/pi_Retry1",
         {**intent, "payment_method": stripe_payment_method(customer="cus_Retry")},
     )
-    assert tasks.retry_failed_billing_events() == 1
+    assert tasks.sweep_billing_events() == 1
     event.refresh_from_db()
     top_up.refresh_from_db()
     assert (event.status, event.attempts, top_up.status) == ("processed", 2, "paid")
-    assert tasks.retry_failed_billing_events() == 0
+    assert tasks.sweep_billing_events() == 0
 
 
 def test_the_admin_replays_an_event(client, stripe_api):
@@ -290,3 +290,38 @@ def test_a_razorpay_signup_from_the_pricing_page(client, plans, razorpay_api, dj
     subscription = Subscription.objects.unscoped().get(organization=organization)
     assert (subscription.status, subscription.provider_subscription_id) == ("active", "sub_Signup000001")
     assert any("/billing/sign-in/" in m.body for m in mail.outbox if m.to == ["new@kirana.example"])
+
+
+def test_an_event_whose_task_never_ran_is_applied_by_the_sweep(client, razorpay_api):
+    """The broker was down when the webhook was answered: the event waits as received, and beat applies it."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing.events import billing_event_record
+
+    organization = OrganizationFactory()
+    buyer = BuyerFactory(organization=organization)
+    top_up = WalletTopUp.objects.unscoped().create(
+        organization=organization,
+        buyer=buyer,
+        amount=Decimal("100"),
+        currency="INR",
+        provider="razorpay",
+        provider_reference="order_Lost1",
+    )
+    payment = razorpay_payment_entity("pay_Lost1", amount=10000, order_id="order_Lost1")
+    import json
+
+    event, _ = billing_event_record(
+        provider="razorpay",
+        event_id="evt_lost",
+        event_type="payment.captured",
+        payload=json.loads(razorpay_event("payment.captured", created_at=1767225600, payment=payment)),
+        occurred_at=None,
+    )  # no on_commit run: the task was never queued
+    assert tasks.sweep_billing_events() == 0  # too recent: its task may still be on its way
+    BillingEvent.objects.unscoped().filter(pk=event.pk).update(received_at=timezone.now() - timedelta(minutes=6))
+    assert tasks.sweep_billing_events() == 1
+    top_up.refresh_from_db()
+    assert top_up.status == "paid"

@@ -136,5 +136,5 @@ def test_beat_schedules_are_declared_in_code():
         "billing.tasks.send_billing_reminders",
         "billing.tasks.suspend_after_grace",
         "billing.tasks.invoice_metered_usage",
-        "billing.tasks.retry_failed_billing_events",
+        "billing.tasks.sweep_billing_events",
     } <= schedule
