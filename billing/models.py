@@ -119,11 +119,6 @@ class Subscription(TenantModel):
         return self.plan.price_for(self.currency, self.interval)
 
     @property
-    def is_paid(self) -> bool:
-        """Paying through a provider (not only on a trial)."""
-        return bool(self.provider_subscription_id) or self.status == SubscriptionStatus.ACTIVE
-
-    @property
     def grace_ends_at(self):
         from django.conf import settings
 
