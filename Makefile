@@ -27,10 +27,12 @@ deps: $(VENV)/.requirements.stamp
 dev-deps: $(VENV)/.requirements-dev.stamp
 
 run: deps
+	@bash scripts/ensure_system_libs.sh
 	@bash scripts/run.sh
 
 test: dev-deps
 	@bash scripts/ensure_services.sh
+	@bash scripts/ensure_system_libs.sh
 	$(VENV)/bin/ruff check .
 	DJANGO_SETTINGS_MODULE=leadflow.settings.test $(PY) manage.py makemigrations --check --dry-run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)

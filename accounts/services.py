@@ -111,9 +111,10 @@ def _save_with_unique_slug(organization: Organization, attempts: int = 5) -> Non
 
 @transaction.atomic
 def organization_create(
-    *, owner: User, name: str, plan: Plan | None = None, request=None, **details: Any
+    *, owner: User, name: str, plan: Plan | None = None, request=None, welcome_email: bool = True, **details: Any
 ) -> Organization:
-    """A new workspace with ``owner`` as its owner and a trial subscription on ``plan``."""
+    """A new workspace with ``owner`` as its owner and a trial subscription on ``plan``. ``welcome_email=False``
+    lets a caller send its own welcome (billing's checkout sends one with a sign-in link)."""
     unknown = set(details) - set(ORGANIZATION_EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown organization fields: {sorted(unknown)}")
@@ -133,7 +134,8 @@ def organization_create(
     audit_record(
         organization=organization, action="organization.created", actor=owner, target=organization, request=request
     )
-    transaction.on_commit(lambda: tasks.send_welcome_email.delay(owner.pk, organization.pk))
+    if welcome_email:
+        transaction.on_commit(lambda: tasks.send_welcome_email.delay(owner.pk, organization.pk))
     return organization
 
 

@@ -1,8 +1,8 @@
 """Taking money without the payer present: the interface the rest of LeadFlow calls to charge a saved method.
 
-Today it has one caller, a buyer wallet's auto-recharge (``campaigns``), and one provider, the offline one used in
-development and tests. The billing issue adds Razorpay (recurring token) and Stripe (off-session PaymentIntent)
-behind the same ``ChargeProvider`` shape, chosen per organization by ``charge_provider_for``.
+Its caller is a buyer wallet's auto-recharge (``campaigns``). Providers: the offline one (development and tests),
+Razorpay (a recurring payment on the token saved at a top-up) and Stripe (an off-session PaymentIntent on the saved
+card), behind the same ``ChargeProvider`` shape, chosen per organization by ``charge_provider_for``.
 
 A charge never credits the wallet from the request that asked for it when a real provider is involved: the wallet
 is credited when the provider confirms the payment (its verified webhook), through ``wallet_credit`` with the
@@ -63,8 +63,10 @@ class OfflineChargeProvider:
 
 
 def charge_provider_for(organization) -> ChargeProvider:
-    """The provider that charges on ``organization``'s behalf (the billing issue picks by currency or setting)."""
-    return OfflineChargeProvider()
+    """The provider that charges on ``organization``'s behalf: the one that bills it (``billing.providers``)."""
+    from .providers import provider_for
+
+    return provider_for(organization)
 
 
 def wallet_recharge_charge(*, buyer, amount: Decimal, idempotency_key: str, description: str = "") -> ChargeResult:

@@ -53,19 +53,60 @@ def plans_seed() -> tuple[int, int]:
 
 
 @transaction.atomic
-def subscription_change_plan(*, organization, plan: Plan, actor=None, request=None) -> Subscription:
-    """Move to another plan. During the trial this is free; paid changes go through a provider (billing issue)."""
+def subscription_change_plan(
+    *, organization, plan: Plan, interval: str | None = None, actor=None, request=None
+) -> Subscription:
+    """Move to another plan. During the trial this is free and immediate. On a paid subscription the provider is
+    told: an upgrade applies now (the provider charges the difference), a downgrade at the next renewal
+    (``pending_plan`` until the provider's event applies it); the offline provider applies either at once."""
     from accounts.services import audit_record
     from leadflow.exceptions import ServiceError
+
+    from .providers import ProviderError, provider_named
 
     subscription = Subscription.objects.unscoped().select_for_update().filter(organization=organization).first()
     if subscription is None:
         return subscription_start_trial(organization=organization, plan=plan)
-    if subscription.status != SubscriptionStatus.TRIALING:
-        raise ServiceError("Plan changes on a paid subscription go through checkout.", field="plan")
-    if subscription.plan_id == plan.pk:
+    if subscription.plan_id == plan.pk and (interval in (None, subscription.interval)):
+        if subscription.pending_plan_id:
+            subscription.pending_plan = None
+            subscription.save(update_fields=["pending_plan", "updated_at"])
         return subscription
+    if subscription.status in (SubscriptionStatus.CANCELLED, SubscriptionStatus.SUSPENDED, SubscriptionStatus.PAST_DUE):
+        raise ServiceError("Pay for the current plan (or subscribe again) before changing it.", field="plan")
     old = subscription.plan.code
+    if subscription.status == SubscriptionStatus.ACTIVE:
+        interval = interval or subscription.interval
+        if interval != subscription.interval:
+            raise ServiceError("Switching between monthly and yearly goes through a new checkout.", field="interval")
+        price = plan.price_for(subscription.currency, interval)
+        current = subscription.price
+        if price is None:
+            raise ServiceError(f"The {plan.name} plan is not sold in {subscription.currency}.", field="plan")
+        upgrade = current is None or price.amount > current.amount
+        try:
+            applied_now = provider_named(subscription.provider).subscription_change_plan(
+                subscription=subscription, price=price, upgrade=upgrade
+            )
+        except ProviderError as error:
+            raise ServiceError(error.message, field="plan") from error
+        if applied_now or upgrade:
+            subscription.plan = plan
+            subscription.pending_plan = None
+        else:
+            subscription.pending_plan = plan
+        subscription.save(update_fields=["plan", "pending_plan", "updated_at"])
+        audit_record(
+            organization=organization,
+            action="subscription.plan_changed"
+            if subscription.plan_id == plan.pk
+            else "subscription.downgrade_scheduled",
+            actor=actor,
+            target=subscription,
+            changes={"plan": [old, plan.code], "upgrade": upgrade},
+            request=request,
+        )
+        return subscription
     subscription.plan = plan
     subscription.save(update_fields=["plan", "updated_at"])
     audit_record(
@@ -77,3 +118,60 @@ def subscription_change_plan(*, organization, plan: Plan, actor=None, request=No
         request=request,
     )
     return subscription
+
+
+@transaction.atomic
+def subscription_cancel(*, organization, actor=None, request=None) -> Subscription:
+    """Cancel at the end of the paid period: the provider stops renewing, and its event marks it cancelled then.
+    A trial (or an offline subscription) is cancelled at once."""
+    from accounts.services import audit_record
+    from leadflow.exceptions import ServiceError
+
+    from .lifecycle import subscription_transition
+    from .providers import ProviderError, provider_named
+
+    subscription = (
+        Subscription.objects.unscoped()
+        .select_for_update()
+        .select_related("organization", "plan")
+        .get(organization=organization)
+    )
+    if subscription.status == SubscriptionStatus.CANCELLED:
+        raise ServiceError("This subscription is already cancelled.")
+    if subscription.provider_subscription_id and subscription.status == SubscriptionStatus.ACTIVE:
+        if subscription.cancel_at_period_end:
+            return subscription
+        try:
+            provider_named(subscription.provider).subscription_cancel_at_period_end(subscription=subscription)
+        except ProviderError as error:
+            raise ServiceError(error.message) from error
+        subscription.cancel_at_period_end = True
+        subscription.save(update_fields=["cancel_at_period_end", "updated_at"])
+        audit_record(
+            organization=organization,
+            action="subscription.cancel_scheduled",
+            actor=actor,
+            target=subscription,
+            changes={"ends_at": subscription.current_period_end.isoformat() if subscription.current_period_end else ""},
+            request=request,
+        )
+        return subscription
+    subscription_transition(
+        subscription=subscription, status=SubscriptionStatus.CANCELLED, reason="cancelled by the owner", actor=actor
+    )
+    return subscription
+
+
+def subscription_portal_url(*, organization, return_url: str) -> str | None:
+    """The provider's page where the customer changes cards or cancels (Stripe's customer portal)."""
+    from leadflow.exceptions import ServiceError
+
+    from .providers import ProviderError, provider_named
+
+    subscription = Subscription.objects.unscoped().filter(organization=organization).first()
+    if subscription is None or not subscription.provider_customer_id:
+        return None
+    try:
+        return provider_named(subscription.provider).portal_url(subscription=subscription, return_url=return_url)
+    except ProviderError as error:
+        raise ServiceError(error.message) from error

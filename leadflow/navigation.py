@@ -11,6 +11,7 @@ SECTIONS = [
     ("Leads", "leads:list", Role.VIEWER, "users"),
     ("Inbox", "messaging:inbox", Role.AGENT, "inbox"),
     ("Campaigns", "campaigns:list", Role.MANAGER, "megaphone"),
+    ("Wallets", "billing:wallets", Role.MANAGER, "wallet"),
     ("Integrations", "integrations:list", Role.ADMIN, "plug"),
     ("Billing", "billing:overview", Role.ADMIN, "card"),
     ("Settings", "settings:profile", Role.VIEWER, "cog"),
@@ -31,5 +32,10 @@ def navigation_for(request) -> list[dict]:
         except NoReverseMatch:
             continue
         section_root = url if url_name != "settings:profile" else "/settings/"
-        items.append({"label": label, "url": url, "icon": icon, "active": current.startswith(section_root)})
+        items.append({"label": label, "url": url, "icon": icon, "root": section_root})
+    # One active section: the deepest whose root the page is under (/billing/wallets/ is Wallets, not Billing).
+    matching = [item for item in items if current.startswith(item["root"])]
+    deepest = max(matching, key=lambda item: len(item["root"]), default=None)
+    for item in items:
+        item["active"] = item is deepest
     return items

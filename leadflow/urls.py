@@ -3,6 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import settings_urlpatterns
+from billing.urls import pricing_urlpatterns
 
 from . import health
 
@@ -14,6 +15,10 @@ urlpatterns = [
     path("api/v1/", include("leadflow.api.urls")),
     # Providers post leads here (Meta, Google Ads, Zapier …): outside /api/v1/, no API key, each signs its own way.
     path("api/webhooks/", include("integrations.api.inbound")),
+    # Billing: Razorpay posts to api/webhooks/razorpay/; Stripe to dj-stripe's stripe/webhook/<uuid>/.
+    path("api/webhooks/", include("billing.api.webhooks")),
+    path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    path("pricing/", include(pricing_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("settings/", include((settings_urlpatterns, "settings"))),

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from accounts.constants import Role
 from accounts.models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
-from billing.models import Plan, PlanPrice, Subscription
+from billing.models import Invoice, InvoiceLine, Plan, PlanPrice, Subscription, WalletTopUp
 from campaigns.models import (
     Buyer,
     BuyerSubscription,
@@ -457,3 +457,58 @@ class ConversionEventFactory(TenantFactory):
 
 
 TENANT_FACTORIES[ConversionEvent] = ConversionEventFactory
+
+
+# Billing -------------------------------------------------------------------------------------------------------------
+
+
+class InvoiceFactory(TenantFactory):
+    """A bare paid invoice with one line; real invoices are numbered by ``billing.invoices.invoice_create``."""
+
+    class Meta:
+        model = Invoice
+        skip_postgeneration_save = True
+
+    organization = factory.SubFactory(OrganizationFactory)
+    sequence = factory.Sequence(lambda n: n + 1)
+    number = factory.LazyAttribute(lambda o: f"TEST-{o.sequence:05d}")
+    status = "paid"
+    currency = "INR"
+    subtotal = Decimal("1000.00")
+    tax_total = Decimal("180.00")
+    total = Decimal("1180.00")
+    tax_kind = "gst"
+    tax_rate = Decimal("18")
+    sac_code = "998314"
+    customer_name = factory.LazyAttribute(lambda o: o.organization.name)
+    customer_country = "IN"
+    provider = "offline"
+    paid_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def lines(obj, create, extracted, **kwargs):
+        if create:
+            InvoiceLine.objects.unscoped().create(
+                organization=obj.organization,
+                invoice=obj,
+                kind="subscription",
+                description="Growth plan",
+                quantity=Decimal("1"),
+                unit_amount=obj.subtotal,
+                amount=obj.subtotal,
+            )
+
+
+class WalletTopUpFactory(TenantFactory):
+    class Meta:
+        model = WalletTopUp
+
+    organization = factory.SubFactory(OrganizationFactory)
+    buyer = factory.SubFactory(BuyerFactory, organization=factory.SelfAttribute("..organization"))
+    amount = Decimal("500.00")
+    currency = "INR"
+    provider = "offline"
+    provider_reference = factory.Sequence(lambda n: f"offline_factory{n}")
+
+
+TENANT_FACTORIES.update({Invoice: InvoiceFactory, WalletTopUp: WalletTopUpFactory})

@@ -247,6 +247,11 @@ def test_walk_finds_the_known_routes():
         "api-key-detail",
         "audit-event-list",
         "audit-event-detail",
+        "invoice-list",
+        "invoice-detail",
+        "invoice-pdf",
+        "wallet-top-up-list",
+        "wallet-top-up-detail",
     } <= names
 
 

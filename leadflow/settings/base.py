@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "channels",
     "django_htmx",
     "django_countries",
+    "djstripe",
     # LeadFlow
     "leadflow",
     "accounts",
@@ -161,6 +162,16 @@ CELERY_BEAT_SCHEDULE = {
     "integrations-send-due-conversion-events": {
         "task": "integrations.tasks.send_due_conversion_events",
         "schedule": 60,
+    },
+    # Billing: trials that ended become past due, reminders during the grace period, suspension after it, and
+    # last month's metered usage as invoice lines.
+    "billing-expire-trials": {"task": "billing.tasks.expire_trials", "schedule": 60 * 15},
+    "billing-send-reminders": {"task": "billing.tasks.send_billing_reminders", "schedule": crontab(minute=0)},
+    "billing-suspend-after-grace": {"task": "billing.tasks.suspend_after_grace", "schedule": 60 * 15},
+    "billing-sweep-events": {"task": "billing.tasks.sweep_billing_events", "schedule": 60 * 5},
+    "billing-invoice-metered-usage": {
+        "task": "billing.tasks.invoice_metered_usage",
+        "schedule": crontab(day_of_month=1, hour=1, minute=0),
     },
 }
 # Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
@@ -300,6 +311,44 @@ SPECTACULAR_SETTINGS = {
 
 # Product --------------------------------------------------------------------
 TRIAL_DAYS = env.int("TRIAL_DAYS", default=14)
+
+# Billing --------------------------------------------------------------------
+# Which provider bills an organization: "auto" picks Razorpay for INR and Stripe otherwise, each only when its
+# keys are set, and the offline provider (development and tests, no network) when they are not.
+BILLING_PROVIDER = env("BILLING_PROVIDER", default="auto")
+RAZORPAY_KEY_ID = env("RAZORPAY_KEY_ID", default="")
+RAZORPAY_KEY_SECRET = env("RAZORPAY_KEY_SECRET", default="")
+RAZORPAY_WEBHOOK_SECRET = env("RAZORPAY_WEBHOOK_SECRET", default="")
+RAZORPAY_API_URL = env("RAZORPAY_API_URL", default="https://api.razorpay.com").rstrip("/")
+RAZORPAY_CHECKOUT_JS_URL = env("RAZORPAY_CHECKOUT_JS_URL", default="https://checkout.razorpay.com/v1/checkout.js")
+# Stripe through dj-stripe. STRIPE_API_BASE points the SDK at another host (tests use a local stand-in).
+STRIPE_SECRET_KEY = env("STRIPE_SECRET_KEY", default="")
+STRIPE_PUBLISHABLE_KEY = env("STRIPE_PUBLISHABLE_KEY", default="")
+STRIPE_LIVE_MODE = env.bool("STRIPE_LIVE_MODE", default=False)
+STRIPE_API_BASE = env("STRIPE_API_BASE", default="https://api.stripe.com").rstrip("/")
+DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
+DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Lifecycle: days past due before suspension, and days between reminders while past due.
+BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
+BILLING_REMINDER_EVERY_DAYS = env.int("BILLING_REMINDER_EVERY_DAYS", default=2)
+BILLING_TRIAL_REMINDER_DAYS = env.list("BILLING_TRIAL_REMINDER_DAYS", cast=int, default=[3, 1])
+# Where reminders go besides email; the WhatsApp channel logs until the messaging issue provides a sender.
+BILLING_NOTIFICATION_CHANNELS = env.list("BILLING_NOTIFICATION_CHANNELS", default=["email", "whatsapp"])
+BILLING_WHATSAPP_CHANNEL = env("BILLING_WHATSAPP_CHANNEL", default="billing.notifications.LoggingWhatsAppChannel")
+# Invoices: who issues them, and tax. India: GST at BILLING_GST_RATE % under SAC BILLING_GST_SAC (CGST + SGST
+# within the supplier's state, IGST across states). Elsewhere: VAT at BILLING_VAT_RATE % (0 with the customer's VAT
+# id: reverse charge).
+BILLING_SUPPLIER_NAME = env("BILLING_SUPPLIER_NAME", default="LeadFlow")
+BILLING_SUPPLIER_ADDRESS = env("BILLING_SUPPLIER_ADDRESS", default="")
+BILLING_SUPPLIER_GSTIN = env("BILLING_SUPPLIER_GSTIN", default="")
+BILLING_SUPPLIER_VAT_ID = env("BILLING_SUPPLIER_VAT_ID", default="")
+BILLING_GST_RATE = env("BILLING_GST_RATE", default="18")
+BILLING_GST_SAC = env("BILLING_GST_SAC", default="998314")
+BILLING_VAT_RATE = env("BILLING_VAT_RATE", default="0")
+# The offline provider's checkout page "pays" without money: development, tests and demos only (off in production).
+BILLING_OFFLINE_CHECKOUT = env.bool("BILLING_OFFLINE_CHECKOUT", default=True)
+# One-time login links in the welcome email after a checkout, valid this long.
+MAGIC_LINK_TTL_HOURS = env.int("MAGIC_LINK_TTL_HOURS", default=72)
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
 
 # I18N -----------------------------------------------------------------------
@@ -330,7 +379,19 @@ LOGGING = {
         "django.db.backends": {"level": "WARNING"},
         # httpx logs every request URL at INFO, and the Graph API takes its access token in the query string.
         "httpx": {"level": "WARNING"},
+        # WeasyPrint narrates every step of every invoice PDF at INFO.
+        "weasyprint": {"level": "WARNING"},
+        "fontTools": {"level": "WARNING"},
     },
 }
 # Campaigns: Campaign.distribution_logic and LeadDistribution.strategy share one choice set in the API schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DistributionLogicEnum"] = "campaigns.constants.DistributionLogic"
+# Billing: one choice set per meaning in the API schema (integrations also have a "provider").
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "BillingProviderEnum": "billing.models.BillingProvider",
+        "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
+        "TopUpStatusEnum": "billing.models.TopUpStatus",
+        "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+    }
+)

@@ -22,3 +22,5 @@ SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=True)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 ACCOUNT_DEFAULT_HTTP_PROTOCOL = "https"
+# Billing: the offline provider's checkout would hand out plans for free; production takes real payments only.
+BILLING_OFFLINE_CHECKOUT = env.bool("BILLING_OFFLINE_CHECKOUT", default=False)
