@@ -326,7 +326,7 @@ class WalletEntry(ImmutableRow, TenantModel):
                     | (Q(kind=WalletEntryKind.ADJUSTMENT) & ~Q(amount=0))
                 ),
                 name="campaigns_ledger_amount_sign",
-            )
+            ),
         ]
 
     def __str__(self) -> str:

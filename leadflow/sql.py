@@ -34,14 +34,23 @@ class InsertStatement:
     """``INSERT INTO <table> (<columns>) SELECT … FROM jsonb_populate_record(…) AS incoming`` for ``model``.
 
     ``expressions`` maps a column (attname) to SQL computed in the database instead of sent, e.g. a subquery; it
-    may refer to the row's other columns as ``incoming.<column>``. The row is the parameter named ``param``.
+    may refer to the row's other columns as ``incoming.<column>``. The row is the parameter named ``param``; with
+    ``many`` it is a list of rows (``jsonb_populate_recordset``), inserted by the one statement.
     """
 
-    def __init__(self, model: type[Model], *, expressions: dict[str, str] | None = None, param: str = "row"):
+    def __init__(
+        self,
+        model: type[Model],
+        *,
+        expressions: dict[str, str] | None = None,
+        param: str = "row",
+        many: bool = False,
+    ):
         meta = model._meta
         quote = connection.ops.quote_name
         self.expressions = dict(expressions or {})
         self.param = param
+        self.many = many
         self.fields = [
             field
             for field in meta.concrete_fields
@@ -50,13 +59,19 @@ class InsertStatement:
         columns = [field.column for field in self.fields] + list(self.expressions)
         select = [f"incoming.{quote(field.column)}" for field in self.fields] + list(self.expressions.values())
         self._into = f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(column) for column in columns)})"
-        row = f"jsonb_populate_record(NULL::{quote(meta.db_table)}, %({param})s) AS incoming"
-        self._select = f"SELECT {', '.join(select)} FROM {row}"  # noqa: S608 - identifiers from the model
+        function = "jsonb_populate_recordset" if many else "jsonb_populate_record"
+        rows = f"{function}(NULL::{quote(meta.db_table)}, %({param})s) AS incoming"
+        self._select = f"SELECT {', '.join(select)} FROM {rows}"  # noqa: S608 - identifiers from the model
 
-    def params(self, instance: Model) -> dict:
-        """``{param: the row}`` for ``instance`` (``auto_now`` fields are stamped on it, as ``save`` does)."""
-        row = {field.column: field.get_prep_value(field.pre_save(instance, True)) for field in self.fields}
-        return {self.param: Jsonb(row, dumps=_dumps)}
+    def params(self, instance: Model | list[Model]) -> dict:
+        """``{param: the row}`` for ``instance`` (a list of them with ``many``); ``auto_now`` fields are stamped
+        on each, as ``save`` does."""
+        if self.many:
+            return {self.param: Jsonb([self._row(one) for one in instance], dumps=_dumps)}
+        return {self.param: Jsonb(self._row(instance), dumps=_dumps)}
+
+    def _row(self, instance: Model) -> dict:
+        return {field.column: field.get_prep_value(field.pre_save(instance, True)) for field in self.fields}
 
     def sql(self, *, where: str = "", suffix: str = "", returning: Iterable[str] = ("id",)) -> str:
         """The statement; with ``where`` it inserts nothing when that condition is false. ``suffix`` goes before
@@ -103,7 +118,7 @@ class PreparedStatement:
         for position, name in enumerate(self.order, start=1):
             text = text.replace(f"%({name})s", f"${position}")
         if "%(" in text:
-            raise ValueError(f"a parameter of this statement has no type: {text[text.index('%('):][:40]}")
+            raise ValueError(f"a parameter of this statement has no type: {text[text.index('%(') :][:40]}")
         self.name = "leadflow_" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
         self.prepare_sql = f"PREPARE {self.name} ({', '.join(types.values())}) AS {text}"
         self.execute_sql = f"EXECUTE {self.name} ({', '.join(f'%({name})s' for name in self.order)})"

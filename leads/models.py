@@ -357,6 +357,12 @@ class OutboxEvent(TenantModel):
         ordering = ["created_at", "id"]
         indexes = [
             models.Index(fields=["created_at"], name="leads_outbox_pending_idx", condition=Q(handled_at__isnull=True)),
+            # A worker's batch: one organization's oldest pending events of one topic.
+            models.Index(
+                fields=["organization", "topic", "created_at"],
+                name="leads_outbox_org_pending_idx",
+                condition=Q(handled_at__isnull=True),
+            ),
         ]
 
     def __str__(self) -> str:

@@ -16,6 +16,9 @@ leads_merged = Signal()
 
 @receiver(post_save, sender=Organization)
 def create_default_pipeline(sender, instance, created, raw=False, **kwargs):
+    from .services.outbox import outbox_organizations_forget
+
+    outbox_organizations_forget()  # the outbox worker in this process reads the changed row from its next batch
     if created and not raw:
         from .services.stages import stages_ensure_default
 

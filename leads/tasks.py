@@ -35,6 +35,13 @@ def sweep_outbox() -> int:
 
 
 @shared_task
+def prune_outbox() -> int:
+    from .services.outbox import outbox_prune
+
+    return outbox_prune()
+
+
+@shared_task
 def drain_assignment_queue(organization_id: int) -> int:
     from .services.assignment import assignment_drain_queue
 

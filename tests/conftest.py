@@ -94,6 +94,7 @@ def _fresh_throttles():
     from accounts.services import api_keys_forget
     from integrations.selectors.connections import connections_forget
     from leads.scoring import rules_forget
+    from leads.services.outbox import outbox_organizations_forget
     from leads.services.quota import quota_forget
 
     _delete_run_cache_keys()
@@ -101,4 +102,5 @@ def _fresh_throttles():
     rules_forget()
     quota_forget()
     connections_forget()
+    outbox_organizations_forget()
     yield

@@ -176,8 +176,7 @@ def conversion_events_queue(*, events: Sequence[OutboxEvent]) -> list[Conversion
     if not events:
         return []
     connections = {
-        connection.pk: connection
-        for connection in conversions_connections(organization_id=events[0].organization_id)
+        connection.pk: connection for connection in conversions_connections(organization_id=events[0].organization_id)
     }
     if not connections:
         return []

@@ -418,6 +418,43 @@ def _enqueue_on_commit(delivery_ids: Sequence[int]) -> None:
         transaction.on_commit(enqueue)
 
 
+# Every lead event of a subscribed organization writes its messages and deliveries: each is one statement, not
+# the ORM's INSERT and a SELECT to learn the ids of what it inserted (bulk_create returns none for ignored rows).
+_MESSAGE_SOURCE_CONFLICT = (
+    "ON CONFLICT (organization_id, source_key) WHERE NOT (source_key = '') DO NOTHING"  # a source key used before
+)
+_DELIVERIES_SQL = """
+WITH inserted AS ({insert})
+SELECT id, message_id, endpoint_id FROM inserted
+UNION ALL
+SELECT delivery.id, delivery.message_id, delivery.endpoint_id
+  FROM {table} AS delivery
+  JOIN jsonb_populate_recordset(NULL::{table}, %(deliveries)s) AS wanted
+    ON wanted.message_id = delivery.message_id AND wanted.endpoint_id = delivery.endpoint_id
+ WHERE delivery.attempt_count = 0 AND delivery.status = %(pending)s
+"""
+
+
+@functools.cache
+def _message_insert() -> InsertStatement:
+    return InsertStatement(WebhookMessage, param="messages", many=True)
+
+
+@functools.cache
+def _delivery_insert() -> InsertStatement:
+    return InsertStatement(WebhookDelivery, param="deliveries", many=True)
+
+
+@functools.cache
+def _deliveries_sql() -> str:
+    insert = _delivery_insert().sql(
+        suffix="ON CONFLICT (message_id, endpoint_id) DO NOTHING", returning=("id", "message_id", "endpoint_id")
+    )
+    # The second branch reads the table as it was before this statement: deliveries that existed and were never
+    # attempted (their first queuing was lost), never the ones just inserted.
+    return _DELIVERIES_SQL.format(insert=insert, table=WebhookDelivery._meta.db_table)
+
+
 def webhook_messages_create(
     *, organization, event_type: str, items: Sequence[tuple[str, dict[str, Any], datetime | None]]
 ) -> list[WebhookMessage]:
@@ -434,17 +471,27 @@ def webhook_messages_create(
         )
         for source_key, data, occurred_at in items
     ]
-    keyed = [row for row in rows if row.source_key]
-    WebhookMessage.objects.bulk_create(keyed, ignore_conflicts=True)  # PostgreSQL sets no pk on ignored rows
-    WebhookMessage.objects.bulk_create([row for row in rows if not row.source_key])
-    if keyed:
+    statement = _message_insert()
+    with connection.cursor() as cursor:
+        cursor.execute(
+            statement.sql(suffix=_MESSAGE_SOURCE_CONFLICT, returning=("id", "message_id")), statement.params(rows)
+        )
+        inserted = {message_id: pk for pk, message_id in cursor.fetchall()}
+    repeated = []
+    for row in rows:
+        if row.message_id in inserted:
+            row.pk = inserted[row.message_id]
+            row._state.adding = False
+        else:
+            repeated.append(row)
+    if repeated:  # events seen before (a retried outbox batch): their earlier messages
         stored = {
             message.source_key: message
             for message in WebhookMessage.objects.unscoped().filter(
-                organization=organization, source_key__in=[row.source_key for row in keyed]
+                organization=organization, source_key__in=[row.source_key for row in repeated]
             )
         }
-        rows = [stored[row.source_key] if row.source_key else row for row in rows]
+        rows = [stored[row.source_key] if row.pk is None else row for row in rows]
     return rows
 
 
@@ -454,7 +501,7 @@ def deliveries_enqueue(
     """A delivery of each message to each endpoint (existing pairs are left alone), sent after commit.
 
     Works for any endpoints: an organization's subscriptions, a buyer's webhook, a single endpoint's test.
-    Returns the deliveries that are new.
+    Returns the deliveries that are new, and those that existed but were never attempted.
     """
     if not messages or not endpoints:
         return []
@@ -463,12 +510,22 @@ def deliveries_enqueue(
         for message in messages
         for endpoint in endpoints
     ]
-    WebhookDelivery.objects.bulk_create(rows, ignore_conflicts=True)
-    created = list(
-        WebhookDelivery.objects.unscoped().filter(
-            message__in=messages, endpoint__in=endpoints, attempt_count=0, status=WebhookDeliveryStatus.PENDING
+    by_pair = {(row.message_id, row.endpoint_id): row for row in rows}
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _deliveries_sql(),
+            {
+                **_delivery_insert().params(rows),
+                "pending": WebhookDeliveryStatus.PENDING.value,
+            },
         )
-    )
+        found = cursor.fetchall()
+    created = []
+    for pk, message_id, endpoint_id in found:
+        delivery = by_pair[message_id, endpoint_id]
+        delivery.pk = pk
+        delivery._state.adding = False
+        created.append(delivery)
     _enqueue_on_commit([delivery.pk for delivery in created])
     return created
 

@@ -145,6 +145,7 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": 60 * 60 * 6,
     },
     "leads-sweep-outbox": {"task": "leads.tasks.sweep_outbox", "schedule": 60},
+    "leads-prune-outbox": {"task": "leads.tasks.prune_outbox", "schedule": crontab(hour=3, minute=15)},
     "integrations-send-due-webhook-deliveries": {
         "task": "integrations.tasks.send_due_webhook_deliveries",
         "schedule": 30,

@@ -14,6 +14,7 @@ or Redis down) is queued again by the sweep.
 from __future__ import annotations
 
 import contextlib
+import copy
 import logging
 from collections import defaultdict
 from collections.abc import Callable
@@ -21,11 +22,12 @@ from datetime import timedelta
 from typing import Any
 
 import redis
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from accounts.models import Organization
+from leadflow.caching import ProcessCache
 from leadflow.redis import redis_client, redis_key
 from leadflow.tenancy.context import organization_scope
 
@@ -122,19 +124,30 @@ def outbox_handle_pending(organization_id: int, topic: str) -> int:
         # Cleared before reading: an event committed after this point queues a new task itself.
         with contextlib.suppress(redis.RedisError):
             client.delete(_wake_up_flag(organization_id, topic))
-    organization = Organization.objects.filter(pk=organization_id).first()
+    organization = _organization(organization_id)
     if organization is None:
         return 0
     handled = 0
-    pending = _pending(organization_id=organization_id, topic=topic, attempts__lt=MAX_ATTEMPTS)
-    oldest_first = pending.order_by("created_at", "id")
     for _ in range(BATCHES_PER_TASK):
-        count = _handle_batch(organization, topic, lambda: oldest_first[:BATCH_SIZE])
+        count = _handle_batch(organization, topic, lambda: _lock_pending(organization_id, topic, BATCH_SIZE))
         handled += count
         if count < BATCH_SIZE:  # that was the last of them (or they failed, or another worker has them)
             return handled
     _enqueue(organization_id, topic)  # more than a task's share: the rest in a task of its own
     return handled
+
+
+# Read for every batch: an organization's row changes rarely, and handlers only read it.
+_organizations: ProcessCache[Organization] = ProcessCache(seconds=10)
+
+
+def _organization(organization_id: int) -> Organization | None:
+    cached = _organizations.get(organization_id, lambda: Organization.objects.filter(pk=organization_id).first())
+    return copy.copy(cached) if cached is not None else None
+
+
+def outbox_organizations_forget() -> None:
+    _organizations.forget()
 
 
 def outbox_handle(event_id: int) -> bool:
@@ -148,51 +161,106 @@ def outbox_handle(event_id: int) -> bool:
         return False
 
     def batch():
-        first = list(_pending(pk=event_id))
+        first = list(
+            OutboxEvent.objects.unscoped()
+            .select_for_update(skip_locked=True, of=("self",))
+            .filter(pk=event_id, handled_at__isnull=True)
+        )
         if not first:
             return []
-        others = _pending(organization_id=event.organization_id, topic=event.topic, attempts__lt=MAX_ATTEMPTS)
-        return first + list(others.exclude(pk=event_id).order_by("created_at", "id")[: BATCH_SIZE - 1])
+        others = _lock_pending(event.organization_id, event.topic, BATCH_SIZE - 1, excluding=event_id)
+        return first + others
 
     return _handle_batch(event.organization, event.topic, batch) > 0
 
 
-def _pending(**filters):
-    # SKIP LOCKED: events another worker is handling are left to it.
-    return (
-        OutboxEvent.objects.unscoped()
-        .select_for_update(skip_locked=True, of=("self",))
-        .filter(handled_at__isnull=True, **filters)
-    )
+# The oldest pending events of one organization and topic, locked; SKIP LOCKED leaves those another worker is
+# handling to it. Written out: this runs for every batch, and the ORM spent longer building it than PostgreSQL
+# spends answering it (it reads ``leads_outbox_org_pending_idx``).
+_LOCK_PENDING_SQL = f"""
+SELECT * FROM {OutboxEvent._meta.db_table}
+ WHERE organization_id = %(organization)s AND topic = %(topic)s AND handled_at IS NULL AND attempts < %(max_attempts)s
+   AND id <> %(excluding)s
+ ORDER BY created_at, id
+ LIMIT %(limit)s
+   FOR UPDATE SKIP LOCKED
+"""  # noqa: S608 - the table name comes from the model; every value is bound
+
+
+def _lock_pending(organization_id: int, topic: str, limit: int, *, excluding: int = 0) -> list[OutboxEvent]:
+    params = {
+        "organization": organization_id,
+        "topic": topic,
+        "max_attempts": MAX_ATTEMPTS,
+        "excluding": excluding,
+        "limit": limit,
+    }
+    return list(OutboxEvent.objects.unscoped().raw(_LOCK_PENDING_SQL, params))
 
 
 def _handle_batch(organization, topic: str, lock_events) -> int:
     """Lock events (``lock_events()``, inside the transaction), run their handlers and mark them handled, all in one
-    transaction. Returns how many were handled: 0 when there were none or the handlers failed."""
+    transaction. Returns how many were handled: 0 when there were none or the handlers failed.
+
+    When a batch fails, its events are handled again one at a time, so one event its handlers cannot take (a lead
+    deleted halfway, a bug) fails alone instead of holding back every later event of the organization.
+    """
     with transaction.atomic():
         events = EventBatch(lock_events())
         if not events:
             return 0
         for event in events:
             event.organization = organization  # one organization for the batch, not one load per event
-        ids = [event.pk for event in events]
         try:
-            with transaction.atomic(), organization_scope(organization):
-                for batch_handler in _BATCH_HANDLERS.get(topic, []):
-                    batch_handler(events)
-                for handler in _HANDLERS.get(topic, []):
-                    for event in events:
-                        handler(event)
+            _run_handlers(organization, topic, events)
         except Exception as error:
-            OutboxEvent.objects.unscoped().filter(pk__in=ids).update(
-                attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
-            )
-            logger.exception("outbox events %s (%s) failed", ids, topic)
-            return 0
-        OutboxEvent.objects.unscoped().filter(pk__in=ids).update(
-            handled_at=timezone.now(), attempts=F("attempts") + 1, last_error=""
-        )
+            if len(events) == 1:
+                _record_failure(events, error)
+                return 0
+            logger.warning("outbox batch of %d %s events failed; handling them one at a time", len(events), topic)
+            handled = []
+            for event in events:
+                try:
+                    _run_handlers(organization, topic, EventBatch([event]))
+                except Exception as single_error:
+                    _record_failure([event], single_error)
+                else:
+                    handled.append(event)
+            _mark_handled(handled)
+            return len(handled)
+        _mark_handled(events)
         return len(events)
+
+
+def _run_handlers(organization, topic: str, events: EventBatch) -> None:
+    """In a savepoint: a failing handler undoes what the batch's handlers wrote (and their after-commit work)."""
+    with transaction.atomic(), organization_scope(organization):
+        for batch_handler in _BATCH_HANDLERS.get(topic, []):
+            batch_handler(events)
+        for handler in _HANDLERS.get(topic, []):
+            for event in events:
+                handler(event)
+
+
+_MARK_HANDLED_SQL = f"""
+UPDATE {OutboxEvent._meta.db_table}
+   SET handled_at = %(now)s, attempts = attempts + 1, last_error = ''
+ WHERE id = ANY(%(ids)s)
+"""  # noqa: S608
+
+
+def _mark_handled(events: list[OutboxEvent]) -> None:
+    if events:
+        with connection.cursor() as cursor:
+            cursor.execute(_MARK_HANDLED_SQL, {"now": timezone.now(), "ids": [event.pk for event in events]})
+
+
+def _record_failure(events: list[OutboxEvent], error: Exception) -> None:
+    ids = [event.pk for event in events]
+    OutboxEvent.objects.unscoped().filter(pk__in=ids).update(
+        attempts=F("attempts") + 1, last_error=f"{type(error).__name__}: {error}"[:2000]
+    )
+    logger.error("outbox events %s failed", ids, exc_info=error)
 
 
 def outbox_sweep(*, older_than: timedelta = SWEEP_AFTER, limit: int = 1000) -> int:
@@ -212,3 +280,23 @@ def outbox_sweep(*, older_than: timedelta = SWEEP_AFTER, limit: int = 1000) -> i
     for organization_id, topic in batches:
         _enqueue(organization_id, topic)
     return sum(batches.values())
+
+
+# Handled events are kept this long (to see what happened to a lead's events), then deleted by beat.
+HANDLED_KEPT_FOR = timedelta(days=7)
+
+
+def outbox_prune(*, older_than: timedelta = HANDLED_KEPT_FOR, batch: int = 10_000) -> int:
+    """Delete events handled more than ``older_than`` ago, a batch at a time. Returns how many were deleted."""
+    cutoff = timezone.now() - older_than
+    deleted = 0
+    while True:
+        ids = list(
+            OutboxEvent.objects.unscoped()
+            .filter(handled_at__lt=cutoff)
+            .order_by("handled_at")
+            .values_list("pk", flat=True)[:batch]
+        )
+        if not ids:
+            return deleted
+        deleted += OutboxEvent.objects.unscoped().filter(pk__in=ids)._raw_delete(OutboxEvent.objects.db)

@@ -224,6 +224,28 @@ def test_a_delivery_another_worker_holds_is_left_to_it(organization, receiver):
     assert len(receiver.requests) == 1
 
 
+def test_a_repeated_event_reuses_its_message_and_queues_only_what_was_never_attempted(organization, receiver):
+    """A retried outbox batch writes its events again: each source key keeps its first message, deliveries that
+    exist are not duplicated, and only those never attempted are queued again."""
+    first, second = _endpoint(organization, receiver), _endpoint(organization, receiver)
+    with organization_scope(organization):
+        items = [("outbox:1", {"id": 1}, None), ("outbox:2", {"id": 2}, None), ("", {"id": 3}, None)]
+        messages = services.webhook_messages_create(organization=organization, event_type="lead.created", items=items)
+        created = services.deliveries_enqueue(messages=messages[:1], endpoints=[first])
+        WebhookDelivery.objects.unscoped().filter(pk=created[0].pk).update(attempt_count=1, status="succeeded")
+
+        again = services.webhook_messages_create(organization=organization, event_type="lead.created", items=items)
+        requeued = services.deliveries_enqueue(messages=again, endpoints=[first, second])
+
+    assert [m.pk for m in again[:2]] == [m.pk for m in messages[:2]]  # the same messages for the same events
+    assert again[2].pk != messages[2].pk  # an event without a source key is a new message each time
+    assert WebhookMessage.objects.unscoped().filter(organization=organization).count() == 4
+    pairs = {(d.message_id, d.endpoint_id) for d in requeued}
+    assert (messages[0].pk, first.pk) not in pairs  # already delivered: left alone
+    assert len(pairs) == 5 and all(d.pk for d in requeued)
+    assert WebhookDelivery.objects.unscoped().filter(organization=organization).count() == 6
+
+
 # Retries ------------------------------------------------------------------------------------------------------------
 
 
