@@ -7,6 +7,7 @@ from django import forms
 from django.db.models import Q
 
 from accounts.models import User
+from leadflow.filters import FilterSet
 
 from .constants import Grade, LeadSource
 from .models import Lead
@@ -36,7 +37,7 @@ class IdListFilter(django_filters.Filter):
         return qs.filter(**{f"{self.field_name}__in": value}) if value else qs
 
 
-class LeadFilter(django_filters.FilterSet):
+class LeadFilter(FilterSet):
     q = django_filters.CharFilter(method="filter_search", label="Search")
     # distinct=False: one lead matches a value at most once, and DISTINCT would make PostgreSQL sort the whole
     # filtered table instead of reading the newest rows from an index.
