@@ -9,3 +9,4 @@ urlpatterns = [
 ]
 urlpatterns += [path("", include("campaigns.api.urls"))]
 urlpatterns += [path("", include("integrations.api.connections"))]
+urlpatterns += [path("", include("messaging.api.urls"))]
