@@ -11,8 +11,12 @@
    can change until this one commits;
 4. runs the strategy and writes the outcome, the sales, the ledger debits and the new rotation, all or nothing.
 
-Deliveries to buyers (email, SMS, webhooks) are not made here: they belong after commit, from the delivery
-machinery of the integrations app, keyed on the ``LeadSale`` rows this writes.
+Deliveries to buyers (email, SMS, WhatsApp, webhooks, CRM posts) are not made here: the sales are queued for
+delivery after commit (``campaigns.services.deliveries``, keyed on the ``LeadSale`` rows, swept if the queueing is
+lost), and so are the wallets' low-balance alerts and auto-recharges. ``lead_redistribute`` runs the same apply
+again for a lead that went unsold or was returned: a new round, never a second sale to the same buyer.
+
+Leads tagged ``test-lead`` are refused here, so no path (ingest, redistribution, a command) can sell one.
 """
 
 from __future__ import annotations
@@ -25,14 +29,14 @@ from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
 from django.db import transaction
-from django.db.models import Count, Q
+from django.db.models import Count, Q, Sum
 from django.utils import timezone
 
 from leadflow.exceptions import ServiceError
 from leads.models import Lead
 from leads.scoring import rule_matches
 
-from ..constants import DistributionStatus, WalletEntryKind
+from ..constants import TEST_LEAD_TAG, DistributionStatus, ReturnStatus, WalletEntryKind
 from ..engine.schedule import schedule_open
 from ..engine.selection import Candidate, Reason, StrategyState, rejection_reason, select
 from ..models import (
@@ -42,9 +46,20 @@ from ..models import (
     Campaign,
     CampaignRoutingState,
     LeadDistribution,
+    LeadReturn,
     LeadSale,
+    WalletEntry,
 )
 from .wallets import wallet_post, wallets_lock
+
+
+class TestLeadNotSold(ServiceError):
+    __test__ = False  # a name pytest would otherwise collect
+    default_code = "test_lead"
+
+
+class NotRedistributable(ServiceError):
+    default_code = "not_redistributable"
 
 
 @dataclass(frozen=True)
@@ -93,22 +108,58 @@ def lead_distribute(*, lead: Lead, campaign: Campaign, now: datetime | None = No
     Called inside an outer transaction (the ingest's), the locks are held until that one commits: keep the rest
     of that transaction short.
     """
-    if lead.organization_id != campaign.organization_id:
-        raise ServiceError("The lead and the campaign belong to different organizations.", field="campaign")
+    _check_sellable(lead, campaign)
     now = now or timezone.now()
     with transaction.atomic():
         routing = _routing_state_lock(campaign)
-        existing = (
-            LeadDistribution.objects.unscoped()
-            .filter(lead_id=lead.pk, campaign_id=campaign.pk)
-            .order_by("-round")
-            .first()
-        )
+        existing = _latest_distribution(lead, campaign)
         if existing is not None:
             return distribution_outcome(existing, replayed=True)
         # Read again under the lock: a pause or a price change committed meanwhile applies to this lead.
         campaign = Campaign.objects.unscoped().get(pk=campaign.pk)
-        return _distribute_locked(lead=lead, campaign=campaign, routing=routing, now=now)
+        return _distribute_locked(lead=lead, campaign=campaign, routing=routing, now=now, round_number=1)
+
+
+def lead_redistribute(*, lead: Lead, campaign: Campaign, now: datetime | None = None) -> DistributionOutcome:
+    """Offer a lead again in ``campaign``: a new round of the same apply, for a lead whose last round sold to
+    nobody, or that a buyer returned (approved) since. Buyers who already own it are ``already_bought``.
+
+    Raises ``NotRedistributable`` otherwise (sold and kept, never distributed there, or out of rounds).
+    """
+    _check_sellable(lead, campaign)
+    now = now or timezone.now()
+    with transaction.atomic():
+        routing = _routing_state_lock(campaign)
+        latest = _latest_distribution(lead, campaign)
+        if latest is None:
+            raise NotRedistributable("This lead was never distributed in this campaign.", field="lead")
+        campaign = Campaign.objects.unscoped().get(pk=campaign.pk)
+        if latest.round >= campaign.redistribute_max_rounds:
+            raise NotRedistributable(
+                f"This lead has been offered {latest.round} times, the campaign's most.", field="lead"
+            )
+        returned_since = (
+            LeadReturn.objects.unscoped()
+            .filter(lead_id=lead.pk, campaign_id=campaign.pk, status=ReturnStatus.APPROVED)
+            .filter(decided_at__gte=latest.created_at)
+            .exists()
+        )
+        if latest.status == DistributionStatus.SOLD and not returned_since:
+            raise NotRedistributable("This lead was sold and not returned.", field="lead")
+        return _distribute_locked(lead=lead, campaign=campaign, routing=routing, now=now, round_number=latest.round + 1)
+
+
+def _check_sellable(lead: Lead, campaign: Campaign) -> None:
+    if lead.organization_id != campaign.organization_id:
+        raise ServiceError("The lead and the campaign belong to different organizations.", field="campaign")
+    if TEST_LEAD_TAG in (lead.tags or []):
+        raise TestLeadNotSold("Test leads are never distributed or billed.", field="lead")
+
+
+def _latest_distribution(lead: Lead, campaign: Campaign) -> LeadDistribution | None:
+    return (
+        LeadDistribution.objects.unscoped().filter(lead_id=lead.pk, campaign_id=campaign.pk).order_by("-round").first()
+    )
 
 
 def distribution_outcome(distribution: LeadDistribution, *, replayed: bool = False) -> DistributionOutcome:
@@ -138,7 +189,7 @@ def _routing_state_lock(campaign: Campaign) -> CampaignRoutingState:
 
 
 def _distribute_locked(
-    *, lead: Lead, campaign: Campaign, routing: CampaignRoutingState, now: datetime
+    *, lead: Lead, campaign: Campaign, routing: CampaignRoutingState, now: datetime, round_number: int
 ) -> DistributionOutcome:
     subscriptions = list(
         BuyerSubscription.objects.unscoped().filter(campaign_id=campaign.pk).select_related("buyer").order_by("id")
@@ -150,6 +201,7 @@ def _distribute_locked(
     # Pass 2, under the wallets' locks: money, caps and earlier sales.
     wallets = wallets_lock(buyer_ids=[sub.buyer_id for sub in contenders], organization_id=campaign.organization_id)
     caps_remaining = _caps_remaining(contenders, campaign=campaign, now=now)
+    spend_remaining = _spend_remaining(contenders, now=now)
     bought = _buyers_who_bought(contenders, campaign=campaign, lead=lead)
     candidates = []
     for sub in subscriptions:
@@ -158,6 +210,7 @@ def _distribute_locked(
             facts.update(
                 spendable=wallets[sub.buyer_id].balance + sub.buyer.credit_limit,
                 caps_remaining=caps_remaining.get(sub.pk),
+                spend_remaining=spend_remaining.get(sub.buyer_id),
                 already_bought=sub.buyer_id in bought,
             )
         candidates.append(_candidate(sub, campaign, facts))
@@ -173,6 +226,7 @@ def _distribute_locked(
         organization_id=campaign.organization_id,
         lead=lead,
         campaign=campaign,
+        round=round_number,
         status=DistributionStatus.SOLD if selection.chosen else DistributionStatus.UNSOLD,
         strategy=campaign.distribution_logic,
         reasons={str(buyer_id): str(reason) for buyer_id, reason in sorted(selection.rejected.items())},
@@ -192,6 +246,8 @@ def _distribute_locked(
                 credit_limit=sub.buyer.credit_limit,
                 lead=lead,
                 note=f"Lead {lead.pk} in {campaign.name}",
+                buyer=sub.buyer,
+                created_at=now,
             )
         sale = LeadSale.objects.unscoped().create(
             organization_id=campaign.organization_id,
@@ -225,6 +281,7 @@ def _distribute_locked(
             str(key): value for key, value in sorted(selection.state.current_weights.items()) if key in live
         }
         routing.save(update_fields=["last_subscription_id", "current_weights", "updated_at"])
+    _after_commit(campaign, [sale.sale_id for sale in sold], status=distribution.status)
     return DistributionOutcome(
         distribution_id=distribution.pk,
         lead_id=lead.pk,
@@ -314,6 +371,60 @@ def _caps_remaining(subscriptions: list[BuyerSubscription], *, campaign: Campaig
     return remaining
 
 
+def _spend_remaining(subscriptions: list[BuyerSubscription], *, now: datetime) -> dict[int, Decimal]:
+    """Buyer id → what its tightest weekly or monthly spending limit still allows (buyers without limits absent).
+
+    Spending is the buyer's sales debits in the calendar week (Monday) and month of its time zone, in every
+    campaign, net of refunds for returned leads in the same window. Read under the wallets' locks: every debit
+    takes that lock, so no concurrent sale can change it meanwhile.
+    """
+    limited = [
+        sub.buyer
+        for sub in subscriptions
+        if sub.buyer.weekly_spend_limit is not None or sub.buyer.monthly_spend_limit is not None
+    ]
+    by_zone: dict[str, list] = defaultdict(list)
+    for buyer in limited:
+        by_zone[buyer.timezone].append(buyer)
+    remaining = {}
+    for zone_name, buyers in by_zone.items():
+        starts = cap_window_starts(now, ZoneInfo(zone_name))
+        week, month = starts["weekly_cap"], starts["monthly_cap"]
+        sums = {
+            row["buyer_id"]: row
+            for row in WalletEntry.objects.unscoped()
+            .filter(
+                buyer_id__in=[buyer.pk for buyer in buyers],
+                kind__in=[WalletEntryKind.DEBIT, WalletEntryKind.REFUND],
+                lead__isnull=False,
+                created_at__gte=min(week, month),
+            )
+            .values("buyer_id")
+            .annotate(
+                week=Sum("amount", filter=Q(created_at__gte=week)), month=Sum("amount", filter=Q(created_at__gte=month))
+            )
+        }
+        for buyer in buyers:
+            row = sums.get(buyer.pk, {})
+            room = [
+                limit + (row.get(window) or ZERO)  # the sums are negative: debits minus refunds
+                for limit, window in ((buyer.weekly_spend_limit, "week"), (buyer.monthly_spend_limit, "month"))
+                if limit is not None
+            ]
+            remaining[buyer.pk] = min(room)
+    return remaining
+
+
+def _after_commit(campaign: Campaign, sale_ids: list[int], *, status: str) -> None:
+    """Queue the sales' deliveries and tell open campaign pages, once the sale has committed."""
+    from .deliveries import sales_deliver_on_commit
+    from .live import campaign_figures_changed
+
+    if sale_ids:
+        sales_deliver_on_commit(sale_ids)
+    campaign_figures_changed(campaign, status=status)
+
+
 def _buyers_who_bought(subscriptions: list[BuyerSubscription], *, campaign: Campaign, lead: Lead) -> set[int]:
     """Buyers who already own this lead (in any campaign) or this person (in this campaign)."""
     buyer_ids = [sub.buyer_id for sub in subscriptions]
@@ -332,4 +443,14 @@ def _buyers_who_bought(subscriptions: list[BuyerSubscription], *, campaign: Camp
     return owners
 
 
-__all__ = ["DistributionOutcome", "Reason", "SoldTo", "contact_keys", "distribution_outcome", "lead_distribute"]
+__all__ = [
+    "DistributionOutcome",
+    "NotRedistributable",
+    "Reason",
+    "SoldTo",
+    "TestLeadNotSold",
+    "contact_keys",
+    "distribution_outcome",
+    "lead_distribute",
+    "lead_redistribute",
+]

@@ -6,9 +6,11 @@ and updates the balance, in one transaction. A debit never takes the balance bel
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
@@ -67,9 +69,17 @@ def wallet_post(
     note: str = "",
     actor=None,
     external_reference: str = "",
+    buyer: Buyer | None = None,
+    created_at: datetime | None = None,
 ) -> WalletEntry:
     """Write one ledger entry on a wallet the caller has locked. ``amount`` is signed; refuses to go below the
-    credit limit when money leaves the wallet."""
+    credit limit when money leaves the wallet.
+
+    With ``buyer`` (its alert and auto-recharge settings loaded), a balance that crosses the buyer's thresholds
+    queues the low-balance alert or the auto-recharge, after commit; ``created_at`` lets the distribution date its
+    debits with the clock it counted caps and spending limits by.
+    """
+    balance_before = wallet.balance
     balance_after = wallet.balance + amount
     if amount < ZERO and balance_after < -credit_limit:
         raise InsufficientFunds(
@@ -86,10 +96,50 @@ def wallet_post(
         note=note[:255],
         external_reference=external_reference,
         actor=actor,
+        created_at=created_at or timezone.now(),
     )
     wallet.balance = balance_after
-    wallet.save(update_fields=["balance", "updated_at"])
+    changed = ["balance", "updated_at"]
+    if buyer is not None:
+        changed += wallet_thresholds_watch(wallet=wallet, buyer=buyer, before=balance_before, entry=entry)
+    wallet.save(update_fields=changed)
     return entry
+
+
+def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, entry: WalletEntry) -> list[str]:
+    """React to the balance crossing the buyer's thresholds (the wallet is locked, so each crossing is seen once).
+
+    Falling below the low-balance threshold alerts once, until the balance is back above it; money leaving the
+    wallet and taking it below the auto-recharge threshold queues a recharge whose idempotency key is this entry.
+    Returns the wallet fields it changed.
+    """
+    from ..tasks import notify_low_balance, recharge_wallet
+
+    after, changed = wallet.balance, []
+    threshold = buyer.low_balance_threshold
+    if threshold is not None and after < threshold and not wallet.low_balance_alerted:
+        wallet.low_balance_alerted = True
+        changed.append("low_balance_alerted")
+        transaction.on_commit(lambda: _queue(notify_low_balance, buyer.pk))
+    elif wallet.low_balance_alerted and (threshold is None or after >= threshold):
+        wallet.low_balance_alerted = False
+        changed.append("low_balance_alerted")
+    recharge_below = buyer.auto_recharge_threshold
+    crossed = recharge_below is not None and before >= recharge_below > after
+    if buyer.auto_recharge_enabled and entry.amount < ZERO and crossed:
+        key = f"auto-recharge:{buyer.pk}:{entry.pk}"
+        transaction.on_commit(lambda: _queue(recharge_wallet, buyer.pk, key))
+    return changed
+
+
+def _queue(task, *args) -> None:
+    """Queue after commit; a broker outage must not undo a sale that already committed (the sweeps catch up)."""
+    import logging
+
+    try:
+        task.delay(*args)
+    except Exception:
+        logging.getLogger(__name__).warning("could not queue %s%s", task.name, args, exc_info=True)
 
 
 def _locked_wallet(buyer: Buyer) -> Wallet:
@@ -121,6 +171,7 @@ def wallet_credit(
         note=note,
         actor=actor,
         external_reference=external_reference[:255],
+        buyer=buyer,
     )
     _audit(buyer, "wallet.credited", entry, actor=actor, request=request)
     return entry
@@ -137,6 +188,7 @@ def wallet_debit(*, buyer: Buyer, amount, lead=None, note: str = "", actor=None)
         lead=lead,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
 
 
@@ -151,6 +203,7 @@ def wallet_refund(*, buyer: Buyer, amount, lead=None, note: str = "", actor=None
         lead=lead,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
     _audit(buyer, "wallet.refunded", entry, actor=actor, request=request)
     return entry
@@ -171,6 +224,7 @@ def wallet_adjust(*, buyer: Buyer, amount, note: str, actor=None, request=None) 
         credit_limit=buyer.credit_limit,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
     _audit(buyer, "wallet.adjusted", entry, actor=actor, request=request)
     return entry
