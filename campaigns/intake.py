@@ -20,8 +20,9 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.utils import timezone
 
 from accounts.models import ApiKey
 from leadflow.exceptions import PermissionDeniedError, ServiceError
@@ -29,7 +30,7 @@ from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
 
 from .constants import TEST_LEAD_TAG, SubmissionOutcome
-from .models import ZERO, Campaign, CampaignSubmission, LeadDistribution, Supplier, SupplierApiKey
+from .models import ZERO, Campaign, CampaignSubmission, Category, LeadDistribution, Supplier, SupplierApiKey
 from .schema import category_json_schema
 from .services.distribution import DistributionOutcome, distribution_outcome, lead_distribute
 
@@ -66,6 +67,34 @@ for _sender in (Supplier, SupplierApiKey):
     post_save.connect(suppliers_forget, sender=_sender, dispatch_uid=f"forget-suppliers-{_sender.__name__}")
     post_delete.connect(suppliers_forget, sender=_sender, dispatch_uid=f"forget-suppliers-del-{_sender.__name__}")
 m2m_changed.connect(suppliers_forget, sender=Supplier.campaigns.through, dispatch_uid="forget-suppliers-m2m")
+
+
+# The campaign a request names and its category's schema: read on every ingest, remembered as briefly, forgotten at
+# once in this process when a campaign or category is saved (the distribution reads the campaign again under its
+# lock, so price, status and subscriptions are never stale).
+_campaign_cache: dict[int, tuple[float, Campaign]] = {}
+
+
+def campaigns_forget(**kwargs) -> None:
+    with _supplier_cache_lock:
+        _campaign_cache.clear()
+
+
+for _sender in (Campaign, Category):
+    post_save.connect(campaigns_forget, sender=_sender, dispatch_uid=f"forget-campaigns-{_sender.__name__}")
+    post_delete.connect(campaigns_forget, sender=_sender, dispatch_uid=f"forget-campaigns-del-{_sender.__name__}")
+
+
+def _campaign(campaign_id: int) -> Campaign | None:
+    now = time.monotonic()
+    cached = _campaign_cache.get(campaign_id)
+    if cached is not None and now - cached[0] <= SUPPLIER_CACHE_SECONDS:
+        return cached[1]
+    campaign = Campaign.objects.unscoped().select_related("category").filter(pk=campaign_id).first()
+    if campaign is not None:
+        with _supplier_cache_lock:
+            _campaign_cache[campaign_id] = (now, campaign)
+    return campaign
 
 
 def supplier_for_api_key(api_key: ApiKey) -> SupplierInfo | None:
@@ -130,10 +159,8 @@ def ingest_target_for(*, organization, api_key: ApiKey | None, data: Any) -> Ing
         campaign_id = int(str(value).strip())
     except (TypeError, ValueError):
         raise ServiceError("Send the campaign's id, a number.", field=CAMPAIGN_KEY) from None
-    campaign = (
-        Campaign.objects.unscoped().filter(organization_id=organization.pk, pk=campaign_id).select_related("category")
-    ).first()
-    if campaign is None:
+    campaign = _campaign(campaign_id)
+    if campaign is None or campaign.organization_id != organization.pk:
         raise ServiceError(f"There is no campaign {campaign_id}.", field=CAMPAIGN_KEY)
     if supplier is not None and campaign.pk not in supplier.campaign_ids:
         raise ServiceError(f"This key's supplier cannot post to campaign {campaign_id}.", field=CAMPAIGN_KEY)
@@ -148,15 +175,10 @@ def api_payload_shape(payload, context):
 def category_schema_for_submission(*, organization, source: str, context: dict[str, Any]) -> dict | None:
     """The JSON Schema of the campaign's category, for ``leads.intake.custom_fields``."""
     campaign_id = (context or {}).get("campaign_id")
-    if not campaign_id:
+    campaign = _campaign(campaign_id) if campaign_id else None
+    if campaign is None or campaign.organization_id != organization.pk or not campaign.category.fields:
         return None
-    fields = (
-        Campaign.objects.unscoped()
-        .filter(pk=campaign_id, organization_id=organization.pk)
-        .values_list("category__fields", flat=True)
-        .first()
-    )
-    return category_json_schema(fields) if fields else None
+    return category_json_schema(campaign.category.fields)
 
 
 # After the pipeline: record and distribute ----------------------------------------------------------------------------
@@ -173,36 +195,50 @@ def is_test_lead(lead) -> bool:
     return lead is not None and TEST_LEAD_TAG in (lead.tags or [])
 
 
-def campaign_submission_record(*, submission, campaign_id: int, supplier_id: int | None, lead, status: str):
-    """Record (or bring up to date, after a replay) what became of a submission posted to a campaign."""
+def campaign_submission_record(
+    *, submission, campaign_id: int, supplier_id: int | None, lead, status: str, payout_per_lead=None
+) -> None:
+    """Record what became of a submission posted to a campaign, or bring the record up to date after a replay.
+
+    One statement (an upsert on the submission): a submission's status only moves forward (failed → accepted when
+    the intake processes it again), so its latest view is always the one to keep.
+    """
     outcome = _OUTCOMES.get(status, SubmissionOutcome.FAILED)
     is_test = is_test_lead(lead)
     payout = ZERO
     if supplier_id and outcome == SubmissionOutcome.ACCEPTED and not is_test:
-        payout = Supplier.objects.unscoped().values_list("payout_per_lead", flat=True).get(pk=supplier_id)
-    values = {"lead": lead, "outcome": outcome, "is_test": is_test, "payout": payout}
-    existing = CampaignSubmission.objects.unscoped().filter(submission_id=submission.pk).first()
-    if existing is None:
-        try:
-            with transaction.atomic():
-                return CampaignSubmission.objects.unscoped().create(
-                    organization_id=submission.organization_id,
-                    submission=submission,
-                    campaign_id=campaign_id,
-                    supplier_id=supplier_id,
-                    created_at=submission.received_at,
-                    **values,
-                )
-        except IntegrityError:  # the same submission recorded by a concurrent replay
-            existing = CampaignSubmission.objects.unscoped().get(submission_id=submission.pk)
-    changed = (existing.outcome, existing.lead_id) != (outcome, lead.pk if lead else None)
-    # Only forward: a stored outcome is never downgraded by an older view of the submission.
-    unfinished = existing.outcome in (SubmissionOutcome.FAILED, SubmissionOutcome.REJECTED) or existing.lead_id is None
-    if changed and unfinished:
-        for name, value in values.items():
-            setattr(existing, name, value)
-        existing.save(update_fields=[*values, "updated_at"])
-    return existing
+        if payout_per_lead is None:
+            payout_per_lead = Supplier.objects.unscoped().values_list("payout_per_lead", flat=True).get(pk=supplier_id)
+        payout = payout_per_lead
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _RECORD_SQL,
+            {
+                "organization": submission.organization_id,
+                "submission": submission.pk,
+                "campaign": campaign_id,
+                "supplier": supplier_id,
+                "lead": lead.pk if lead is not None else None,
+                "outcome": outcome.value,
+                "is_test": is_test,
+                "payout": payout,
+                "received_at": submission.received_at,
+                "now": timezone.now(),
+            },
+        )
+
+
+# An upsert on the submission, as one statement (every ingest to a campaign writes it: no transaction around it).
+_RECORD_SQL = f"""
+INSERT INTO {CampaignSubmission._meta.db_table}
+    (organization_id, submission_id, campaign_id, supplier_id, lead_id, outcome, is_test, payout, created_at,
+     updated_at)
+VALUES (%(organization)s, %(submission)s, %(campaign)s, %(supplier)s, %(lead)s, %(outcome)s, %(is_test)s, %(payout)s,
+        %(received_at)s, %(now)s)
+ON CONFLICT (submission_id) DO UPDATE
+   SET lead_id = EXCLUDED.lead_id, outcome = EXCLUDED.outcome, is_test = EXCLUDED.is_test, payout = EXCLUDED.payout,
+       updated_at = EXCLUDED.updated_at
+"""  # noqa: S608 - the table name comes from the model; every value is bound
 
 
 def outcome_body(outcome: DistributionOutcome) -> dict[str, Any]:
@@ -232,12 +268,14 @@ def ingest_finish(*, target: IngestTarget, outcome) -> dict[str, Any] | None:
     """
     campaign = target.campaign
     lead = outcome.lead
+    supplier = target.supplier
     campaign_submission_record(
         submission=outcome.submission,
         campaign_id=campaign.pk,
-        supplier_id=target.supplier.id if target.supplier else None,
+        supplier_id=supplier.id if supplier else None,
         lead=lead,
         status=outcome.status,
+        payout_per_lead=supplier.payout_per_lead if supplier else None,
     )
     if lead is None or outcome.status not in (SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE):
         return None

@@ -452,6 +452,8 @@ class BuyerContact(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["buyer", "campaign", "contact_key"], name="campaigns_contact_unique")
         ]
+        # "Has anyone in this campaign bought this person?", asked by every distribution.
+        indexes = [models.Index(fields=["campaign", "contact_key"], name="campaigns_contact_person_idx")]
 
     def __str__(self) -> str:
         return f"{self.contact_key} bought by {self.buyer_id}"

@@ -82,7 +82,7 @@ def portal_sale(buyer: Buyer, sale_id: int) -> LeadSale:
 
 
 def portal_ledger(buyer: Buyer) -> QuerySet[WalletEntry]:
-    return WalletEntry.objects.filter(buyer=buyer).order_by("-created_at", "-id")
+    return WalletEntry.objects.filter(buyer=buyer).order_by("-id")  # ledger order (see selectors.buyer_ledger)
 
 
 def portal_returns(buyer: Buyer) -> QuerySet[LeadReturn]:

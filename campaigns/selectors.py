@@ -121,7 +121,9 @@ def buyer_balance(buyer: Buyer) -> Decimal:
 
 
 def buyer_ledger(buyer: Buyer) -> QuerySet[WalletEntry]:
-    return WalletEntry.objects.filter(buyer=buyer).order_by("-created_at", "-id")
+    # Ledger order is id order: entries are written under the wallet's lock, so ids follow the balance. A sale's
+    # debit carries the distribution's clock, which may be a moment before an entry written just ahead of it.
+    return WalletEntry.objects.filter(buyer=buyer).order_by("-id")
 
 
 def ledger_sum(buyer: Buyer) -> Decimal:

@@ -207,7 +207,7 @@ class WalletEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organ
     ordering_fields = ["created_at"]
 
     def safely_get_queryset(self, queryset):
-        return queryset.order_by("-created_at", "-id")
+        return queryset.order_by("-id")  # ledger order (see selectors.buyer_ledger)
 
 
 class LeadDistributionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):

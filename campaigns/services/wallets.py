@@ -49,6 +49,7 @@ def wallets_lock(*, buyer_ids: list[int], organization_id: int) -> dict[int, Wal
         Wallet.objects.unscoped()
         .select_for_update()
         .filter(organization_id=organization_id, buyer_id__in=buyer_ids)
+        .only("id", "organization_id", "buyer_id", "balance", "low_balance_alerted")
         .order_by("buyer_id")
     )
     wallets = {wallet.buyer_id: wallet for wallet in locked}
@@ -106,29 +107,45 @@ def wallet_post(
     return entry
 
 
-def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, entry: WalletEntry) -> list[str]:
-    """React to the balance crossing the buyer's thresholds (the wallet is locked, so each crossing is seen once).
+def threshold_effects(*, alerted: bool, buyer: Buyer, before: Decimal, after: Decimal) -> tuple[bool, bool, bool]:
+    """What a balance change from ``before`` to ``after`` does: ``(low_balance_alerted, send the low-balance alert,
+    queue an auto-recharge)``.
 
     Falling below the low-balance threshold alerts once, until the balance is back above it; money leaving the
-    wallet and taking it below the auto-recharge threshold queues a recharge whose idempotency key is this entry.
-    Returns the wallet fields it changed.
+    wallet and taking it below the auto-recharge threshold recharges.
     """
+    threshold = buyer.low_balance_threshold
+    alert = threshold is not None and after < threshold and not alerted
+    if alert:
+        alerted = True
+    elif alerted and (threshold is None or after >= threshold):
+        alerted = False
+    below = buyer.auto_recharge_threshold
+    recharge = bool(buyer.auto_recharge_enabled and below is not None and after < before and before >= below > after)
+    return alerted, alert, recharge
+
+
+def threshold_effects_on_commit(*, buyer: Buyer, alert: bool, recharge: bool, entry_id: int) -> None:
+    """Queue the alert and the recharge after commit; the entry that crossed names the recharge (its idempotency
+    key), so the same crossing never charges twice."""
     from ..tasks import notify_low_balance, recharge_wallet
 
-    after, changed = wallet.balance, []
-    threshold = buyer.low_balance_threshold
-    if threshold is not None and after < threshold and not wallet.low_balance_alerted:
-        wallet.low_balance_alerted = True
-        changed.append("low_balance_alerted")
+    if alert:
         transaction.on_commit(lambda: _queue(notify_low_balance, buyer.pk))
-    elif wallet.low_balance_alerted and (threshold is None or after >= threshold):
-        wallet.low_balance_alerted = False
-        changed.append("low_balance_alerted")
-    recharge_below = buyer.auto_recharge_threshold
-    crossed = recharge_below is not None and before >= recharge_below > after
-    if buyer.auto_recharge_enabled and entry.amount < ZERO and crossed:
-        key = f"auto-recharge:{buyer.pk}:{entry.pk}"
+    if recharge:
+        key = f"auto-recharge:{buyer.pk}:{entry_id}"
         transaction.on_commit(lambda: _queue(recharge_wallet, buyer.pk, key))
+
+
+def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, entry: WalletEntry) -> list[str]:
+    """React to the balance crossing the buyer's thresholds (the wallet is locked, so each crossing is seen once).
+    Returns the wallet fields it changed."""
+    alerted, alert, recharge = threshold_effects(
+        alerted=wallet.low_balance_alerted, buyer=buyer, before=before, after=wallet.balance
+    )
+    changed = ["low_balance_alerted"] if alerted != wallet.low_balance_alerted else []
+    wallet.low_balance_alerted = alerted
+    threshold_effects_on_commit(buyer=buyer, alert=alert, recharge=recharge, entry_id=entry.pk)
     return changed
 
 
