@@ -6,8 +6,17 @@ from celery import shared_task
 
 
 @shared_task(acks_late=True)
+def deliver_pending_sales(organization_id: int) -> int:
+    """Plan the organization's new sales' deliveries (once per sale and method) and send their emails, SMS and
+    WhatsApp messages; queued once per burst of sales."""
+    from .services.deliveries import sales_deliver_pending
+
+    return sales_deliver_pending(organization_id=organization_id)
+
+
+@shared_task(acks_late=True)
 def deliver_sales(sale_ids: list[int]) -> int:
-    """Plan the sales' deliveries (once per sale and method) and send their emails, SMS and WhatsApp messages."""
+    """The same for given sales (the sweep's catch-up)."""
     from .services.deliveries import sales_deliver
 
     return sales_deliver(sale_ids=sale_ids)

@@ -2,9 +2,9 @@
 
 How a sale travels:
 
-1. ``lead_distribute`` commits the sale and queues ``deliver_sales`` (``sales_deliver_on_commit``).
-2. ``sale_deliveries_plan`` locks the sale and, once only (``LeadSale.deliveries_planned_at``), creates a delivery per
-   active method of the buyer, unique per (sale, method). A signed webhook or a CRM post becomes a message and a
+1. ``lead_distribute`` commits the sale and wakes the worker (``sales_deliver_on_commit``: one task per burst).
+2. The task locks the organization's unplanned sales and, once only (``LeadSale.deliveries_planned_at``), creates a
+   delivery per active method of the buyer, unique per (sale, method). A signed webhook or a CRM post becomes a message and a
    ``WebhookDelivery`` of the integrations machinery (signed, retried with backoff, every attempt logged, circuit
    breaker) keyed ``sale:<sale>:method:<method>``, so planning twice never sends twice.
 3. Email, SMS and WhatsApp are sent here: ``sale_delivery_attempt`` claims a due delivery under a lock (a lease on
@@ -18,11 +18,13 @@ sends it again after the lease. Everything else is exactly once.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
 from email.utils import make_msgid
 
+import redis
 from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import transaction
@@ -40,6 +42,7 @@ from integrations.services.webhooks import (
     webhook_messages_create,
 )
 from leadflow.exceptions import ServiceError
+from leadflow.redis import redis_client, redis_key
 from leads.intake.normalize import NormalizationError, normalize_email, normalize_phone
 from messaging.constants import Channel
 from messaging.providers import SendError, SendResult, send_sms, send_whatsapp
@@ -219,19 +222,85 @@ def delivery_method_delete(*, method: DeliveryMethod, actor=None, request=None) 
 # Planning -----------------------------------------------------------------------------------------------------------
 
 
-def sales_deliver_on_commit(sale_ids: Sequence[int]) -> None:
-    """Queue the sales' deliveries once the current transaction commits (the sweep covers a lost queueing)."""
-    from ..tasks import deliver_sales
+# The worker is woken once per burst, as the outbox does: the first sale of an organization sets a short Redis flag
+# and queues one task; sales committed while it stands wait for that task, which clears the flag before reading
+# and plans every unplanned sale in batches. A task per sale cost the worker (and the two cores) more than the
+# deliveries themselves.
+WAKE_UP_TTL_S = 5
+PLAN_BATCH = 200
 
-    ids = list(sale_ids)
 
-    def enqueue() -> None:
-        try:
-            deliver_sales.delay(ids)
-        except Exception:
-            logger.warning("sales %s could not be queued for delivery; the sweep will", ids, exc_info=True)
+def _wake_up_flag(organization_id: int) -> str:
+    return redis_key(f"sale-deliveries-wake:{organization_id}")
 
-    transaction.on_commit(enqueue)
+
+def sales_deliver_on_commit(organization_id: int) -> None:
+    """Have the organization's new sales delivered once the current transaction commits (the sweep covers a lost
+    wake-up)."""
+    transaction.on_commit(lambda: _wake_up(organization_id))
+
+
+def _wake_up(organization_id: int) -> None:
+    from ..tasks import deliver_pending_sales
+
+    client = redis_client()
+    try:
+        if client is not None and not client.set(_wake_up_flag(organization_id), 1, nx=True, ex=WAKE_UP_TTL_S):
+            return
+    except redis.RedisError:
+        logger.warning("no wake-up flag for the sales of %s; queuing a task anyway", organization_id)
+    try:
+        deliver_pending_sales.delay(organization_id)
+    except Exception:
+        logger.warning("sales of %s could not be queued for delivery; the sweep will", organization_id, exc_info=True)
+        if client is not None:
+            with contextlib.suppress(redis.RedisError):
+                client.delete(_wake_up_flag(organization_id))
+
+
+def sales_deliver_pending(*, organization_id: int, batches: int = 50) -> int:
+    """Plan and send the organization's sales not planned yet, a batch at a time; returns how many were sent."""
+    client = redis_client()
+    if client is not None:
+        # Cleared before reading: a sale committed after this point wakes a new task itself.
+        with contextlib.suppress(redis.RedisError):
+            client.delete(_wake_up_flag(organization_id))
+    sent = 0
+    for _ in range(batches):
+        planned, to_send = _plan_batch(organization_id)
+        for delivery_id in to_send:
+            sent += sale_delivery_attempt(delivery_id=delivery_id) == SaleDeliveryStatus.SENT
+        if planned < PLAN_BATCH:
+            break
+    return sent
+
+
+def _plan_batch(organization_id: int) -> tuple[int, list[int]]:
+    """Lock up to ``PLAN_BATCH`` unplanned sales (skipping any another worker holds) and plan them: one statement
+    for all the sales whose buyers have no delivery method, the per-method work for the others."""
+    with transaction.atomic():
+        sales = list(
+            _sale_for_delivery(LeadSale.objects.unscoped().select_for_update(of=("self",), skip_locked=True))
+            .filter(organization_id=organization_id, deliveries_planned_at__isnull=True)
+            .order_by("created_at", "id")[:PLAN_BATCH]
+        )
+        if not sales:
+            return 0, []
+        methods: dict[int, list[DeliveryMethod]] = {}
+        for method in (
+            DeliveryMethod.objects.unscoped()
+            .filter(buyer_id__in={sale.buyer_id for sale in sales}, is_active=True)
+            .select_related("webhook_endpoint")
+            .order_by("id")
+        ):
+            methods.setdefault(method.buyer_id, []).append(method)
+        now = timezone.now()
+        to_send: list[int] = []
+        for sale in sales:
+            if methods.get(sale.buyer_id):
+                to_send += _plan_locked(sale, methods[sale.buyer_id], now)
+        LeadSale.objects.unscoped().filter(pk__in=[sale.pk for sale in sales]).update(deliveries_planned_at=now)
+    return len(sales), to_send
 
 
 def _sale_for_delivery(queryset):
@@ -239,7 +308,7 @@ def _sale_for_delivery(queryset):
 
 
 def sale_deliveries_plan(*, sale_id: int) -> list[int]:
-    """Create the sale's deliveries (once) and hand its webhooks to the integrations queue. Returns the ids of the
+    """Create one sale's deliveries (once) and hand its webhooks to the integrations queue. Returns the ids of the
     email, SMS and WhatsApp deliveries made now, for the caller to send."""
     with transaction.atomic():
         sale = (
@@ -254,28 +323,34 @@ def sale_deliveries_plan(*, sale_id: int) -> list[int]:
             .order_by("id")
         )
         now = timezone.now()
-        to_send = []
-        for method in methods:
-            delivery = SaleDelivery(
-                organization_id=sale.organization_id, sale=sale, method=method, kind=method.kind, created_at=now
-            )
-            if method.kind in MESSAGE_DELIVERY_KINDS:
-                delivery.save()
-                to_send.append(delivery.pk)
-                continue
-            endpoint = method.webhook_endpoint
-            if endpoint is None or not endpoint.is_active:
-                delivery.status, delivery.next_attempt_at = SaleDeliveryStatus.FAILED, None
-                delivery.last_error = "The webhook endpoint is turned off."
-                delivery.save()
-                continue
-            message = _webhook_message(sale, method)
-            deliveries_enqueue(messages=[message], endpoints=[endpoint])
-            delivery.webhook_delivery = WebhookDelivery.objects.unscoped().get(message=message, endpoint=endpoint)
-            delivery.status, delivery.next_attempt_at = SaleDeliveryStatus.HANDED_OFF, None
-            delivery.save()
+        to_send = _plan_locked(sale, methods, now)
         sale.deliveries_planned_at = now
         sale.save(update_fields=["deliveries_planned_at"])
+    return to_send
+
+
+def _plan_locked(sale: LeadSale, methods: list[DeliveryMethod], now) -> list[int]:
+    """A delivery per method for a sale whose row the caller has locked; returns the ones to send here."""
+    to_send = []
+    for method in methods:
+        delivery = SaleDelivery(
+            organization_id=sale.organization_id, sale=sale, method=method, kind=method.kind, created_at=now
+        )
+        if method.kind in MESSAGE_DELIVERY_KINDS:
+            delivery.save()
+            to_send.append(delivery.pk)
+            continue
+        endpoint = method.webhook_endpoint
+        if endpoint is None or not endpoint.is_active:
+            delivery.status, delivery.next_attempt_at = SaleDeliveryStatus.FAILED, None
+            delivery.last_error = "The webhook endpoint is turned off."
+            delivery.save()
+            continue
+        message = _webhook_message(sale, method)
+        deliveries_enqueue(messages=[message], endpoints=[endpoint])
+        delivery.webhook_delivery = WebhookDelivery.objects.unscoped().get(message=message, endpoint=endpoint)
+        delivery.status, delivery.next_attempt_at = SaleDeliveryStatus.HANDED_OFF, None
+        delivery.save()
     return to_send
 
 

@@ -116,14 +116,23 @@ def lead_distribute(*, lead: Lead, campaign: Campaign, now: datetime | None = No
     # The subscriptions are read before the campaign's lock is taken, so the lock is held for less time; what an
     # invariant rests on (the campaign's status and price, caps, money, earlier sales) is read under the locks.
     subscriptions = _subscriptions(campaign)
+    static = _static_facts_all(subscriptions, campaign=campaign, lead=lead, now=now)
     with transaction.atomic():
         routing = _routing_state_lock(campaign)
-        campaign = _campaign_under_lock(campaign, lead=lead)
-        if campaign.latest_distribution_id is not None:
-            existing = LeadDistribution.objects.unscoped().get(pk=campaign.latest_distribution_id)
+        fresh = _campaign_under_lock(campaign, lead=lead)
+        if fresh.latest_distribution_id is not None:
+            existing = LeadDistribution.objects.unscoped().get(pk=fresh.latest_distribution_id)
             return distribution_outcome(existing, replayed=True)
+        if _static_inputs(fresh) != _static_inputs(campaign):  # paused or re-configured meanwhile: decide again
+            static = _static_facts_all(subscriptions, campaign=fresh, lead=lead, now=now)
         return _distribute_locked(
-            lead=lead, campaign=campaign, routing=routing, now=now, round_number=1, subscriptions=subscriptions
+            lead=lead,
+            campaign=fresh,
+            routing=routing,
+            now=now,
+            round_number=1,
+            subscriptions=subscriptions,
+            static=static,
         )
 
 
@@ -153,13 +162,15 @@ def lead_redistribute(*, lead: Lead, campaign: Campaign, now: datetime | None = 
         )
         if latest.status == DistributionStatus.SOLD and not returned_since:
             raise NotRedistributable("This lead was sold and not returned.", field="lead")
+        subscriptions = _subscriptions(campaign)
         return _distribute_locked(
             lead=lead,
             campaign=campaign,
             routing=routing,
             now=now,
             round_number=latest.round + 1,
-            subscriptions=_subscriptions(campaign),
+            subscriptions=subscriptions,
+            static=_static_facts_all(subscriptions, campaign=campaign, lead=lead, now=now),
         )
 
 
@@ -269,9 +280,9 @@ def _distribute_locked(
     now: datetime,
     round_number: int,
     subscriptions: list[BuyerSubscription],
+    static: dict[int, dict],
 ) -> DistributionOutcome:
-    # Pass 1, no locks needed: facts that only the lead, the clock and the configuration decide.
-    static = {sub.pk: _static_facts(sub, campaign=campaign, lead=lead, now=now) for sub in subscriptions}
+    # Pass 1 (computed before the lock): facts that only the lead, the clock and the configuration decide.
     contenders = [sub for sub in subscriptions if rejection_reason(_candidate(sub, campaign, static[sub.pk])) is None]
 
     # Pass 2, under the wallets' locks: money, caps and earlier sales.
@@ -486,6 +497,15 @@ def _write_one_sale(
     return distribution_id, [SoldTo(chosen.buyer_id, sub.pk, chosen.price, sale_id)]
 
 
+def _static_inputs(campaign: Campaign) -> tuple:
+    """What of the campaign the static facts depend on."""
+    return (campaign.status, campaign.buyers_pick_states)
+
+
+def _static_facts_all(subscriptions, *, campaign: Campaign, lead: Lead, now: datetime) -> dict[int, dict]:
+    return {sub.pk: _static_facts(sub, campaign=campaign, lead=lead, now=now) for sub in subscriptions}
+
+
 def _static_facts(sub: BuyerSubscription, *, campaign: Campaign, lead: Lead, now: datetime) -> dict:
     local_now = now.astimezone(ZoneInfo(sub.buyer.timezone))
     wanted_states = {state.strip().upper() for state in sub.states}
@@ -615,7 +635,7 @@ def _after_commit(campaign: Campaign, sale_ids: list[int], *, status: str) -> No
     from .live import campaign_figures_changed
 
     if sale_ids:
-        sales_deliver_on_commit(sale_ids)
+        sales_deliver_on_commit(campaign.organization_id)
     campaign_figures_changed(campaign, status=status)
 
 
