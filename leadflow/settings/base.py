@@ -329,6 +329,8 @@ LOGGING = {
 }
 # Campaigns: Campaign.distribution_logic and LeadDistribution.strategy share one choice set in the API schema.
 SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DistributionLogicEnum"] = "campaigns.constants.DistributionLogic"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WalletEntryKindEnum"] = "campaigns.constants.WalletEntryKind"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DeliveryKindEnum"] = "campaigns.constants.DeliveryKind"
 
 # Messaging providers --------------------------------------------------------------------------------------------
 # Twilio for SMS and WhatsApp; without an account SID and auth token, messages are written to the log instead.

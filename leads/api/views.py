@@ -259,7 +259,10 @@ def _member_user(user_id):
     return membership.user
 
 
-def _ingest(request, *, source: str, actor=None, context=None) -> IntakeOutcome:
+_UNREAD = object()
+
+
+def _ingest(request, *, source: str, actor=None, context=None, payload=_UNREAD) -> IntakeOutcome:
     """Store the raw request first, then process it; a repeated Idempotency-Key answers like the first time."""
     key = request.headers.get("Idempotency-Key", "").strip()
     submission, created = submission_store(
@@ -274,20 +277,18 @@ def _ingest(request, *, source: str, actor=None, context=None) -> IntakeOutcome:
     )
     if not created:
         return _replayed(submission, request.body)
-    try:
-        data = request.data
-    except ParseError:
-        data = None  # the pipeline parses the stored body again and rejects it with the reason
-    if hasattr(data, "dict"):
-        data = data.dict()
+    data = _request_payload(request) if payload is _UNREAD else payload
     return submission_process(submission, payload=data, actor=actor)
 
 
-def _parsed_or_none(request):
+def _request_payload(request):
+    """The parsed body as a dict, or None when it does not parse: the pipeline then parses the stored body again and
+    rejects it with the reason. Read once: after a parse error DRF answers an empty body."""
     try:
-        return request.data
+        data = request.data
     except ParseError:
-        return None  # the pipeline stores the body and rejects it with the reason
+        return None
+    return data.dict() if hasattr(data, "dict") else data
 
 
 class IdempotencyConflict(ValidationError):
@@ -340,10 +341,11 @@ class LeadIngestViewSet(OrganizationScopedViewSet):
     def create(self, request):
         # A lead for a campaign (the body's `campaign`, or the supplier key's only one) is validated against the
         # campaign's category and distributed once stored; the campaigns app does both (campaigns.intake).
+        payload = _request_payload(request)
         target = campaign_intake.ingest_target_for(
-            organization=request.organization, api_key=request.auth, data=_parsed_or_none(request)
+            organization=request.organization, api_key=request.auth, data=payload
         )
-        outcome = _ingest(request, source="api", context=target.context if target else None)
+        outcome = _ingest(request, source="api", context=target.context if target else None, payload=payload)
         distribution = campaign_intake.ingest_finish(target=target, outcome=outcome) if target else None
         if outcome.status in (SubmissionStatus.REJECTED, SubmissionStatus.FAILED):
             error = ValidationError(outcome.errors)

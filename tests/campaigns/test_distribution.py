@@ -306,7 +306,7 @@ def test_the_one_statement_sale_writes_what_the_model_path_writes(organization, 
 
     now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
     single, [alone] = market("round_robin", buyers=[{"funds": "100.00"}])
-    shared, [first, second] = market("broadcast", buyers=[{"funds": "100.00"}, {"funds": "100.00"}])
+    shared, [first, _second] = market("broadcast", buyers=[{"funds": "100.00"}, {"funds": "100.00"}])
     for sub in (alone, first):
         sub.buyer.low_balance_threshold = Decimal("95.00")
         sub.buyer.save()
