@@ -161,7 +161,7 @@ def _recharge_if_already_below(buyer: Buyer, before: dict) -> None:
     """Turning auto-recharge on (or raising its threshold) while the balance is already below it recharges now:
     no debit would cross the threshold to trigger it."""
     from ..models import Wallet
-    from .wallets import _queue
+    from .wallets import task_queue_or_log
 
     if not buyer.auto_recharge_enabled or buyer.auto_recharge_threshold is None:
         return
@@ -175,7 +175,7 @@ def _recharge_if_already_below(buyer: Buyer, before: dict) -> None:
         from ..tasks import recharge_wallet
 
         key = f"auto-recharge:{buyer.pk}:settings:{int(timezone.now().timestamp())}"
-        transaction.on_commit(lambda: _queue(recharge_wallet, buyer.pk, key))
+        transaction.on_commit(lambda: task_queue_or_log(recharge_wallet, buyer.pk, key))
 
 
 # Supplier keys --------------------------------------------------------------------------------------------------------

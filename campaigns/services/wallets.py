@@ -131,10 +131,10 @@ def threshold_effects_on_commit(*, buyer: Buyer, alert: bool, recharge: bool, en
     from ..tasks import notify_low_balance, recharge_wallet
 
     if alert:
-        transaction.on_commit(lambda: _queue(notify_low_balance, buyer.pk))
+        transaction.on_commit(lambda: task_queue_or_log(notify_low_balance, buyer.pk))
     if recharge:
         key = f"auto-recharge:{buyer.pk}:{entry_id}"
-        transaction.on_commit(lambda: _queue(recharge_wallet, buyer.pk, key))
+        transaction.on_commit(lambda: task_queue_or_log(recharge_wallet, buyer.pk, key))
 
 
 def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, entry: WalletEntry) -> list[str]:
@@ -149,8 +149,9 @@ def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, en
     return changed
 
 
-def _queue(task, *args) -> None:
-    """Queue after commit; a broker outage must not undo a sale that already committed (the sweeps catch up)."""
+def task_queue_or_log(task, *args) -> None:
+    """Queue a task from an after-commit callback. A broker outage must not fail a sale that already committed: the
+    alert or recharge is then lost and logged (the next crossing queues again)."""
     import logging
 
     try:
