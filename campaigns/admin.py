@@ -1,21 +1,34 @@
 """The operator console's view of campaigns, buyers and money. The ledger and outcomes are read-only: money moves
 through the wallet services, never by editing a row."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
+from leadflow.exceptions import ServiceError
+
+from .constants import ReturnStatus
 from .models import (
+    AutoRecharge,
     Buyer,
     BuyerContact,
+    BuyerInvite,
+    BuyerPortalUser,
     BuyerSubscription,
     Campaign,
     CampaignRoutingState,
+    CampaignSubmission,
     Category,
+    DeliveryMethod,
     LeadDistribution,
+    LeadReturn,
     LeadSale,
+    SaleDelivery,
     Supplier,
+    SupplierApiKey,
     Wallet,
     WalletEntry,
 )
+from .services.deliveries import sale_delivery_retry
+from .services.returns import lead_return_approve
 from .services.wallets import wallets_ensure
 
 
@@ -122,3 +135,83 @@ class BuyerContactAdmin(ReadOnlyAdmin):
     list_display = ["contact_key", "buyer", "campaign", "sale"]
     search_fields = ["contact_key"]
     raw_id_fields = ["buyer", "campaign", "sale"]
+
+
+@admin.register(SupplierApiKey)
+class SupplierApiKeyAdmin(ReadOnlyAdmin):
+    list_display = ["api_key", "supplier", "organization", "created_at"]
+    raw_id_fields = ["api_key", "supplier"]
+
+
+@admin.register(CampaignSubmission)
+class CampaignSubmissionAdmin(ReadOnlyAdmin):
+    list_display = ["id", "campaign", "supplier", "outcome", "is_test", "payout", "lead", "created_at"]
+    list_filter = ["outcome", "is_test"]
+    raw_id_fields = ["submission", "campaign", "supplier", "lead"]
+    show_full_result_count = False
+
+
+@admin.register(DeliveryMethod)
+class DeliveryMethodAdmin(ReadOnlyAdmin):
+    """Methods are created through the buyer's page or the API (a webhook's endpoint and secret come with it)."""
+
+    list_display = ["id", "buyer", "kind", "destination", "webhook_endpoint", "is_active", "organization"]
+    list_filter = ["kind", "is_active"]
+    search_fields = ["destination", "buyer__name"]
+    raw_id_fields = ["buyer", "webhook_endpoint"]
+
+
+@admin.register(SaleDelivery)
+class SaleDeliveryAdmin(ReadOnlyAdmin):
+    list_display = ["id", "sale", "kind", "status", "attempts", "provider", "provider_message_id", "sent_at"]
+    list_filter = ["kind", "status"]
+    search_fields = ["provider_message_id"]
+    raw_id_fields = ["sale", "method", "webhook_delivery"]
+    show_full_result_count = False
+    actions = ["retry"]
+
+    @admin.action(description="Send again now (email, SMS, WhatsApp)")
+    def retry(self, request, queryset):
+        done = 0
+        for delivery in queryset:
+            try:
+                sale_delivery_retry(delivery=delivery, actor=request.user, request=request)
+                done += 1
+            except ServiceError as error:
+                messages.warning(request, f"Delivery {delivery.pk}: {error.message}")
+        messages.success(request, f"{done} deliveries queued again.")
+
+
+@admin.register(LeadReturn)
+class LeadReturnAdmin(ReadOnlyAdmin):
+    list_display = ["id", "buyer", "campaign", "lead", "reason", "status", "requested_at", "decided_at"]
+    list_filter = ["status", "reason"]
+    raw_id_fields = ["sale", "buyer", "campaign", "lead", "requested_by", "decided_by", "refund_entry"]
+    actions = ["approve"]
+
+    @admin.action(description="Approve and refund (no resale)")
+    def approve(self, request, queryset):
+        for lead_return in queryset.filter(status=ReturnStatus.REQUESTED):
+            lead_return_approve(lead_return=lead_return, actor=request.user, request=request)
+        messages.success(request, "Approved returns refunded.")
+
+
+@admin.register(BuyerPortalUser)
+class BuyerPortalUserAdmin(admin.ModelAdmin):
+    list_display = ["user", "buyer", "organization", "created_at"]
+    search_fields = ["user__email", "buyer__name"]
+    raw_id_fields = ["organization", "buyer", "user"]
+
+
+@admin.register(BuyerInvite)
+class BuyerInviteAdmin(ReadOnlyAdmin):
+    list_display = ["code", "buyer", "organization", "use_count", "max_uses", "expires_at", "revoked_at"]
+    search_fields = ["code"]
+    raw_id_fields = ["buyer", "created_by"]
+
+
+@admin.register(AutoRecharge)
+class AutoRechargeAdmin(ReadOnlyAdmin):
+    list_display = ["id", "buyer", "amount", "status", "provider", "reference", "error", "created_at"]
+    list_filter = ["status"]
+    raw_id_fields = ["buyer"]

@@ -36,9 +36,15 @@ from .constants import (
     AdChannel,
     BuyerStatus,
     CampaignStatus,
+    DeliveryKind,
     DistributionLogic,
     DistributionStatus,
     PauseReason,
+    RechargeStatus,
+    ReturnReason,
+    ReturnStatus,
+    SaleDeliveryStatus,
+    SubmissionOutcome,
     WalletEntryKind,
 )
 from .schema import validate_field_filters, validate_field_schema
@@ -104,6 +110,15 @@ class Campaign(TenantModel):
     daily_budget = money_field(null=True, blank=True, validators=[MinValueValidator(ZERO)])
     total_budget = money_field(null=True, blank=True, validators=[MinValueValidator(ZERO)])
     ad_spend = money_field(default=ZERO, validators=[MinValueValidator(ZERO)], help_text="Recorded ad spend to date")
+    return_window_hours = models.PositiveIntegerField(
+        default=72, help_text="How long after a sale the buyer may return the lead; 0 means no returns"
+    )
+    auto_redistribute = models.BooleanField(
+        default=False, help_text="Offer unsold leads again on a schedule (every 15 minutes, up to the rounds below)"
+    )
+    redistribute_max_rounds = models.PositiveSmallIntegerField(
+        default=3, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="Routings of a lead at most"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -157,12 +172,31 @@ class Buyer(TenantModel):
     credit_limit = money_field(
         default=ZERO, validators=[MinValueValidator(ZERO)], help_text="How far below zero the wallet may go"
     )
+    # Spending limits per calendar week (Monday) and month of the buyer's time zone, net of refunded returns.
+    weekly_spend_limit = money_field(null=True, blank=True, validators=[MinValueValidator(ZERO)])
+    monthly_spend_limit = money_field(null=True, blank=True, validators=[MinValueValidator(ZERO)])
+    low_balance_threshold = money_field(
+        null=True, blank=True, help_text="Email the buyer and your admins when the balance falls below this"
+    )
+    auto_recharge_enabled = models.BooleanField(default=False)
+    auto_recharge_threshold = money_field(
+        null=True, blank=True, help_text="Charge the buyer's saved payment method when the balance falls below this"
+    )
+    auto_recharge_amount = money_field(null=True, blank=True, validators=[MinValueValidator(Decimal("0.01"))])
+    auto_recharge_failures = models.PositiveSmallIntegerField(default=0, help_text="Failed recharges in a row")
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["name", "id"]
-        constraints = [models.CheckConstraint(condition=Q(credit_limit__gte=0), name="campaigns_buyer_credit_gte_0")]
+        constraints = [
+            models.CheckConstraint(condition=Q(credit_limit__gte=0), name="campaigns_buyer_credit_gte_0"),
+            models.CheckConstraint(
+                condition=Q(auto_recharge_enabled=False)
+                | Q(auto_recharge_threshold__isnull=False, auto_recharge_amount__gt=0),
+                name="campaigns_buyer_auto_recharge_complete",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -170,6 +204,12 @@ class Buyer(TenantModel):
     @property
     def is_active(self) -> bool:
         return self.status == BuyerStatus.ACTIVE
+
+    def clean(self) -> None:
+        if self.auto_recharge_enabled and (self.auto_recharge_threshold is None or not self.auto_recharge_amount):
+            raise ValidationError(
+                {"auto_recharge_amount": ["Auto-recharge needs both a threshold and an amount to charge."]}
+            )
 
 
 class BuyerSubscription(TenantModel):
@@ -274,6 +314,9 @@ class Wallet(TenantModel):
 
     buyer = models.OneToOneField(Buyer, on_delete=models.CASCADE, related_name="wallet")
     balance = money_field(default=ZERO)
+    # Set when the balance fell below the buyer's low-balance threshold (the alert went out); cleared when it is back
+    # above, so each crossing alerts once.
+    low_balance_alerted = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -375,11 +418,19 @@ class LeadSale(TenantModel):
     wallet_entry = models.OneToOneField(
         WalletEntry, null=True, blank=True, on_delete=models.RESTRICT, related_name="sale"
     )
+    # When the sale's deliveries (one per delivery method of the buyer) were created; a sweep plans the ones a lost
+    # task left unplanned.
+    deliveries_planned_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["buyer", "campaign", "created_at"], name="campaigns_sale_caps_idx")]
+        indexes = [
+            models.Index(fields=["buyer", "campaign", "created_at"], name="campaigns_sale_caps_idx"),
+            models.Index(
+                fields=["created_at"], name="campaigns_sale_unplanned_idx", condition=Q(deliveries_planned_at=None)
+            ),
+        ]
         constraints = [
             models.UniqueConstraint(fields=["lead", "buyer"], name="campaigns_sale_lead_buyer_unique"),
             models.CheckConstraint(condition=Q(price__gte=0), name="campaigns_sale_price_gte_0"),
@@ -401,6 +452,253 @@ class BuyerContact(TenantModel):
         constraints = [
             models.UniqueConstraint(fields=["buyer", "campaign", "contact_key"], name="campaigns_contact_unique")
         ]
+        # "Has anyone in this campaign bought this person?", asked by every distribution.
+        indexes = [models.Index(fields=["campaign", "contact_key"], name="campaigns_contact_person_idx")]
 
     def __str__(self) -> str:
         return f"{self.contact_key} bought by {self.buyer_id}"
+
+
+# Suppliers' keys and what they posted ---------------------------------------------------------------------------------
+
+
+class SupplierApiKey(TenantModel):
+    """An organization API key that belongs to a supplier: it ingests into that supplier's campaigns only.
+
+    A link row rather than a column on ``accounts.ApiKey``, so accounts knows nothing about campaigns; the key
+    itself (hash, scopes, expiry, revocation) is an ordinary ``ApiKey``.
+    """
+
+    supplier = models.ForeignKey(Supplier, on_delete=models.CASCADE, related_name="api_keys")
+    api_key = models.OneToOneField("accounts.ApiKey", on_delete=models.CASCADE, related_name="supplier_link")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "supplier API key"
+
+    def __str__(self) -> str:
+        return f"{self.api_key} of {self.supplier}"
+
+
+class CampaignSubmission(TenantModel):
+    """One lead posted to a campaign through the ingest API: its intake outcome and the supplier's payout.
+
+    Supplier statistics count these rows; the redistribution sweep uses them to route leads whose submission was
+    stored but could only be processed later.
+    """
+
+    submission = models.OneToOneField(
+        "leads.InboundSubmission", on_delete=models.CASCADE, related_name="campaign_submission"
+    )
+    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="submissions")
+    supplier = models.ForeignKey(Supplier, null=True, blank=True, on_delete=models.RESTRICT, related_name="submissions")
+    lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    outcome = models.CharField(max_length=10, choices=SubmissionOutcome.choices)
+    is_test = models.BooleanField(default=False, help_text="Tagged test-lead: never sold, never paid for")
+    payout = money_field(default=ZERO, help_text="Owed to the supplier for this lead (accepted, not a test)")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["supplier", "created_at"], name="campaigns_csub_supplier_idx"),
+            models.Index(fields=["campaign", "created_at"], name="campaigns_csub_campaign_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(payout__gte=0), name="campaigns_csub_payout_gte_0"),
+            models.CheckConstraint(
+                condition=Q(payout=0) | Q(outcome=SubmissionOutcome.ACCEPTED, is_test=False),
+                name="campaigns_csub_payout_accepted_only",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Submission {self.submission_id} to campaign {self.campaign_id}: {self.outcome}"
+
+
+# Deliveries -------------------------------------------------------------------------------------------------------------
+
+
+class DeliveryMethod(TenantModel):
+    """One way a buyer receives its leads. Email, SMS and WhatsApp go to ``destination``; a signed webhook or a CRM
+    post goes to ``webhook_endpoint`` (an integrations endpoint with a buyer purpose, signed and retried there).
+
+    A CRM post sends ``field_template`` rendered for the lead: ``{"FirstName": "{first_name}", "Age":
+    "{custom.age}"}``; a value that is one placeholder keeps the field's type.
+    """
+
+    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="delivery_methods")
+    kind = models.CharField(max_length=10, choices=DeliveryKind.choices)
+    destination = models.CharField(max_length=254, blank=True, help_text="Email address or E.164 phone number")
+    webhook_endpoint = models.OneToOneField(
+        "integrations.WebhookEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="buyer_delivery_method",
+    )
+    field_template = models.JSONField(default=dict, blank=True)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["buyer_id", "kind", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[DeliveryKind.WEBHOOK, DeliveryKind.CRM]) | ~Q(destination=""),
+                name="campaigns_delivery_method_destination",
+            )
+        ]
+
+    def __str__(self) -> str:
+        target = self.destination or (self.webhook_endpoint.url if self.webhook_endpoint_id else "")
+        return f"{self.get_kind_display()} → {target}"
+
+
+class SaleDelivery(TenantModel):
+    """A sale on its way to one of the buyer's delivery methods: unique per (sale, method), so a sale is delivered
+    once per method however often its task runs. Webhook and CRM kinds hand over to a ``WebhookDelivery``."""
+
+    sale = models.ForeignKey(LeadSale, on_delete=models.CASCADE, related_name="deliveries")
+    method = models.ForeignKey(DeliveryMethod, on_delete=models.RESTRICT, related_name="deliveries")
+    kind = models.CharField(max_length=10, choices=DeliveryKind.choices)
+    status = models.CharField(max_length=10, choices=SaleDeliveryStatus.choices, default=SaleDeliveryStatus.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True, default=timezone.now)
+    last_error = models.CharField(max_length=500, blank=True)
+    provider = models.CharField(max_length=40, blank=True)
+    provider_message_id = models.CharField(max_length=120, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    webhook_delivery = models.OneToOneField(
+        "integrations.WebhookDelivery", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "sale deliveries"
+        constraints = [models.UniqueConstraint(fields=["sale", "method"], name="campaigns_sale_delivery_unique")]
+        indexes = [
+            models.Index(
+                fields=["next_attempt_at"],
+                name="campaigns_delivery_due_idx",
+                condition=Q(status=SaleDeliveryStatus.PENDING),
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Sale {self.sale_id} by {self.kind}: {self.status}"
+
+
+# Returns, buyer portal, auto-recharge ----------------------------------------------------------------------------------
+
+
+class LeadReturn(TenantModel):
+    """A buyer sending a delivered lead back within the campaign's return window; the seller decides."""
+
+    sale = models.OneToOneField(LeadSale, on_delete=models.CASCADE, related_name="lead_return")
+    buyer = models.ForeignKey(Buyer, on_delete=models.RESTRICT, related_name="returns")
+    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="returns")
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="+")
+    reason = models.CharField(max_length=20, choices=ReturnReason.choices)
+    note = models.CharField(max_length=500, blank=True)
+    status = models.CharField(max_length=10, choices=ReturnStatus.choices, default=ReturnStatus.REQUESTED)
+    requested_by = models.ForeignKey(
+        "accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(default=timezone.now)
+    decided_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.CharField(max_length=500, blank=True)
+    refund_entry = models.OneToOneField(
+        WalletEntry, null=True, blank=True, on_delete=models.RESTRICT, related_name="lead_return"
+    )
+    resell = models.BooleanField(default=False, help_text="Offer the lead to the campaign's other buyers again")
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+        indexes = [models.Index(fields=["status", "requested_at"], name="campaigns_return_queue_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status=ReturnStatus.REQUESTED, decided_at__isnull=True)
+                | (~Q(status=ReturnStatus.REQUESTED) & Q(decided_at__isnull=False)),
+                name="campaigns_return_decided",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"Return of sale {self.sale_id}: {self.status}"
+
+
+class BuyerPortalUser(TenantModel):
+    """A person who signs in to the buyer portal for one buyer. Not a ``Membership``: portal users never see the
+    organization's CRM, only what was delivered to their buyer (``campaigns.portal``)."""
+
+    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="portal_users")
+    user = models.ForeignKey("accounts.User", on_delete=models.CASCADE, related_name="buyer_portal_accesses")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+        constraints = [
+            # One buyer per person and organization keeps "whose portal is this" unambiguous.
+            models.UniqueConstraint(fields=["organization", "user"], name="campaigns_portal_user_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} for {self.buyer}"
+
+
+class BuyerInvite(TenantModel):
+    """A code people use to register themselves in the buyer portal: for an existing buyer, or (no buyer) as a
+    new buyer of the organization."""
+
+    code = models.CharField(max_length=32, unique=True)
+    buyer = models.ForeignKey(Buyer, null=True, blank=True, on_delete=models.CASCADE, related_name="invites")
+    max_uses = models.PositiveIntegerField(null=True, blank=True, help_text="Empty means any number")
+    use_count = models.PositiveIntegerField(default=0)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Invite {self.code}"
+
+    @property
+    def status(self) -> str:
+        if self.revoked_at:
+            return "revoked"
+        if self.expires_at and self.expires_at <= timezone.now():
+            return "expired"
+        if self.max_uses is not None and self.use_count >= self.max_uses:
+            return "used up"
+        return "active"
+
+
+class AutoRecharge(TenantModel):
+    """One auto-recharge of a wallet through ``billing.charging``; the idempotency key makes a retried task charge
+    once."""
+
+    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="auto_recharges")
+    idempotency_key = models.CharField(max_length=120, unique=True)
+    amount = money_field(validators=[MinValueValidator(Decimal("0.01"))])
+    status = models.CharField(max_length=10, choices=RechargeStatus.choices, default=RechargeStatus.PENDING)
+    provider = models.CharField(max_length=40, blank=True)
+    reference = models.CharField(max_length=255, blank=True)
+    error = models.CharField(max_length=500, blank=True)
+    balance_before = money_field()
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Recharge of {self.amount} for buyer {self.buyer_id}: {self.status}"

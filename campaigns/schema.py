@@ -1,7 +1,8 @@
 """A category's custom field schema: the list of fields its campaigns collect, validated whenever it is saved.
 
-The same list becomes a JSON Schema (``category_json_schema``) for the ingest to check ``Lead.custom`` with, through
-``leads.intake.custom_fields.register_schema_provider`` once the ingest hook lands.
+The same list becomes a JSON Schema (``category_json_schema``) that the intake checks ``Lead.custom`` with for leads
+posted to the category's campaigns (``campaigns.intake.category_schema_for_submission``, registered through
+``leads.intake.custom_fields.register_schema_provider``).
 """
 
 from __future__ import annotations

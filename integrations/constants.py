@@ -25,7 +25,9 @@ class WebhookEndpointPurpose(models.TextChoices):
     """Who an endpoint belongs to. The delivery machinery serves all of them; pages list each purpose separately."""
 
     SUBSCRIPTION = "subscription", "Organization subscription"
-    # The distribution issue adds e.g. BUYER = "buyer" for buyer webhooks.
+    # A buyer's delivery methods (campaigns.DeliveryMethod): the sale's lead, signed, or rendered into their CRM.
+    BUYER_WEBHOOK = "buyer_webhook", "Buyer webhook"
+    BUYER_CRM = "buyer_crm", "Buyer CRM post"
 
 
 class WebhookDeliveryStatus(models.TextChoices):

@@ -25,5 +25,7 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("leads/", include("leads.urls")),
     path("integrations/", include("integrations.urls")),
+    path("campaigns/", include("campaigns.urls")),
+    path("portal/", include("campaigns.portal_urls")),
     path("", include("accounts.urls")),
 ]

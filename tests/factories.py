@@ -349,7 +349,7 @@ class BuyerFactory(TenantFactory):
     name = factory.Sequence(lambda n: f"Buyer {n}")
     company = factory.Sequence(lambda n: f"Buyer Co {n}")
     email = factory.Sequence(lambda n: f"buyer{n}@example.com")
-    timezone = "UTC"
+    timezone = "Etc/UTC"  # a choice the model accepts (full_clean), same clock as UTC
 
 
 class BuyerSubscriptionFactory(TenantFactory):
@@ -512,3 +512,124 @@ class WalletTopUpFactory(TenantFactory):
 
 
 TENANT_FACTORIES.update({Invoice: InvoiceFactory, WalletTopUp: WalletTopUpFactory})
+# Campaigns: deliveries, returns, the buyer portal and usage -------------------------------------------------------------
+
+from campaigns.models import (  # noqa: E402 - kept with their factories
+    BuyerInvite,
+    BuyerPortalUser,
+    CampaignSubmission,
+    DeliveryMethod,
+    LeadReturn,
+    LeadSale,
+    SaleDelivery,
+)
+from messaging.models import UsageRecord  # noqa: E402
+
+
+class LeadSaleFactory(TenantFactory):
+    """A bare sale row for listing tests; real sales come from ``lead_distribute``."""
+
+    class Meta:
+        model = LeadSale
+
+    organization = factory.SubFactory(OrganizationFactory)
+    distribution = factory.SubFactory(
+        LeadDistributionFactory, organization=factory.SelfAttribute("..organization"), status="sold"
+    )
+    lead = factory.SelfAttribute("distribution.lead")
+    campaign = factory.SelfAttribute("distribution.campaign")
+    buyer = factory.SubFactory(BuyerFactory, organization=factory.SelfAttribute("..organization"))
+    price = Decimal("10.00")
+
+
+class DeliveryMethodFactory(TenantFactory):
+    class Meta:
+        model = DeliveryMethod
+
+    organization = factory.SubFactory(OrganizationFactory)
+    buyer = factory.SubFactory(BuyerFactory, organization=factory.SelfAttribute("..organization"))
+    kind = "email"
+    destination = factory.Sequence(lambda n: f"leads{n}@buyer.example")
+
+
+class SaleDeliveryFactory(TenantFactory):
+    class Meta:
+        model = SaleDelivery
+
+    organization = factory.SubFactory(OrganizationFactory)
+    sale = factory.SubFactory(LeadSaleFactory, organization=factory.SelfAttribute("..organization"))
+    method = factory.SubFactory(
+        DeliveryMethodFactory,
+        organization=factory.SelfAttribute("..organization"),
+        buyer=factory.SelfAttribute("..sale.buyer"),
+    )
+    kind = "email"
+    status = "failed"
+    attempts = 7
+
+
+class LeadReturnFactory(TenantFactory):
+    class Meta:
+        model = LeadReturn
+
+    organization = factory.SubFactory(OrganizationFactory)
+    sale = factory.SubFactory(LeadSaleFactory, organization=factory.SelfAttribute("..organization"))
+    buyer = factory.SelfAttribute("sale.buyer")
+    campaign = factory.SelfAttribute("sale.campaign")
+    lead = factory.SelfAttribute("sale.lead")
+    reason = "wrong_number"
+
+
+class BuyerInviteFactory(TenantFactory):
+    class Meta:
+        model = BuyerInvite
+
+    organization = factory.SubFactory(OrganizationFactory)
+    code = factory.Sequence(lambda n: f"INVITE{n:06d}")
+
+
+class BuyerPortalUserFactory(TenantFactory):
+    class Meta:
+        model = BuyerPortalUser
+
+    organization = factory.SubFactory(OrganizationFactory)
+    buyer = factory.SubFactory(BuyerFactory, organization=factory.SelfAttribute("..organization"))
+    user = factory.SubFactory(UserFactory)
+
+
+class CampaignSubmissionFactory(TenantFactory):
+    class Meta:
+        model = CampaignSubmission
+
+    organization = factory.SubFactory(OrganizationFactory)
+    submission = factory.SubFactory(InboundSubmissionFactory, organization=factory.SelfAttribute("..organization"))
+    campaign = factory.SubFactory(CampaignFactory, organization=factory.SelfAttribute("..organization"))
+    outcome = "rejected"
+
+
+class UsageRecordFactory(TenantFactory):
+    class Meta:
+        model = UsageRecord
+
+    organization = factory.SubFactory(OrganizationFactory)
+    channel = "sms"
+    provider = "log"
+    provider_cost = Decimal("0.0079")
+    currency = "USD"
+    markup_percent = Decimal("20")
+    billable_amount = Decimal("0.0095")
+    source_key = factory.Sequence(lambda n: f"factory:{n}")
+
+
+TENANT_FACTORIES.update(
+    {
+        LeadSale: LeadSaleFactory,
+        DeliveryMethod: DeliveryMethodFactory,
+        SaleDelivery: SaleDeliveryFactory,
+        LeadReturn: LeadReturnFactory,
+        BuyerInvite: BuyerInviteFactory,
+        BuyerPortalUser: BuyerPortalUserFactory,
+        CampaignSubmission: CampaignSubmissionFactory,
+        UsageRecord: UsageRecordFactory,
+    }
+)

@@ -1,17 +1,34 @@
 from __future__ import annotations
 
+from django import forms
 from django.db.models import Count, Q
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 
-from accounts.constants import Role
+from accounts.constants import ApiKeyScope, Role
+from accounts.models import ApiKey
 from leadflow.api.viewsets import OrganizationModelViewSet, OrganizationScopedViewSet
 
 from .. import selectors
-from ..models import Buyer, BuyerSubscription, Campaign, Category, LeadDistribution, Supplier, WalletEntry
-from ..services import catalog, wallets
+from ..intake import supplier_for_api_key
+from ..models import (
+    Buyer,
+    BuyerInvite,
+    BuyerSubscription,
+    Campaign,
+    Category,
+    DeliveryMethod,
+    LeadDistribution,
+    LeadReturn,
+    LeadSale,
+    SaleDelivery,
+    Supplier,
+    WalletEntry,
+)
+from ..services import catalog, deliveries, portal, redistribution, returns, wallets
 from . import serializers as s
 
 
@@ -91,6 +108,15 @@ class CampaignViewSet(CatalogViewSet):
         """Leads, sold, unsold (with the buyers' reasons counted), revenue and cost per lead."""
         return Response(s.CampaignFiguresSerializer(selectors.campaign_figures(self.get_object())).data)
 
+    @extend_schema(request=None, responses=s.RedistributeResultSerializer)
+    @action(detail=True, methods=["post"])
+    def redistribute(self, request, pk=None):
+        """Offer the campaign's unsold leads again now (up to its rounds per lead)."""
+        counts = redistribution.campaign_redistribute_unsold(
+            campaign=self.get_object(), actor=self.actor(), request=request
+        )
+        return Response(s.RedistributeResultSerializer(counts).data)
+
 
 class BuyerViewSet(CatalogViewSet):
     """Buyers and their wallets. Money moves only through the wallet actions, each one a ledger entry."""
@@ -143,6 +169,7 @@ class SupplierViewSet(CatalogViewSet):
     queryset = Supplier.objects
     serializer_class = s.SupplierSerializer
     read_role = Role.MANAGER
+    action_roles = {"create_key": Role.ADMIN}
     filterset_fields = ["is_active"]
     search_fields = ["name", "email"]
 
@@ -155,6 +182,20 @@ class SupplierViewSet(CatalogViewSet):
             supplier=instance, data=data, campaigns=campaigns, actor=self.actor(), request=self.request
         )
 
+    @extend_schema(request=s.SupplierKeyCreateSerializer, responses={201: s.SupplierKeySerializer})
+    @action(detail=True, methods=["post"], url_path="create-key")
+    def create_key(self, request, pk=None):
+        """An ingest key for this supplier (admins): it posts only to the supplier's campaigns. The key is in this
+        response and never again; revoke it at `/api/v1/api-keys/{id}/`."""
+        serializer = s.SupplierKeyCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        api_key, raw_key = catalog.supplier_api_key_create(
+            supplier=self.get_object(), actor=self.actor(), request=request, **serializer.validated_data
+        )
+        data = s.SupplierKeySerializer(api_key).data
+        data["key"] = raw_key
+        return Response(data, status=status.HTTP_201_CREATED)
+
 
 class WalletEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
     """The wallets' ledger, newest first; filter by ``buyer``."""
@@ -166,7 +207,7 @@ class WalletEntryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organ
     ordering_fields = ["created_at"]
 
     def safely_get_queryset(self, queryset):
-        return queryset.order_by("-created_at", "-id")
+        return queryset.order_by("-id")  # ledger order (see selectors.buyer_ledger)
 
 
 class LeadDistributionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
@@ -175,8 +216,232 @@ class LeadDistributionViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, 
     queryset = LeadDistribution.objects
     serializer_class = s.LeadDistributionSerializer
     read_role = Role.MANAGER
+    write_role = Role.MANAGER
     filterset_fields = ["lead", "campaign", "status"]
     ordering_fields = ["created_at"]
 
     def safely_get_queryset(self, queryset):
         return queryset.prefetch_related("sales").order_by("-created_at", "-id")
+
+    @extend_schema(request=None, responses=s.LeadDistributionSerializer)
+    @action(detail=True, methods=["post"])
+    def redistribute(self, request, pk=None):
+        """Offer this lead again in its campaign: allowed when its last round sold to nobody or it was returned."""
+        distribution = self.get_object()
+        outcome = redistribution.distribution_redistribute(
+            distribution=distribution, actor=request.user if request.user.is_authenticated else None, request=request
+        )
+        return Response(
+            s.LeadDistributionSerializer(self.get_queryset().get(pk=outcome.distribution_id)).data,
+            status=status.HTTP_201_CREATED,
+        )
+
+
+class PeriodForm(forms.Form):
+    since = forms.DateTimeField(required=False)
+    until = forms.DateTimeField(required=False)
+
+
+class SupplierStatsViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
+    """Suppliers' acceptance statistics: submitted, accepted, duplicates, rejected, sold and the payout owed,
+    optionally between `since` and `until`. A supplier's own ingest key sees its own row only."""
+
+    queryset = Supplier.objects
+    serializer_class = s.SupplierStatsSerializer
+    read_role = Role.MANAGER
+    read_scope = ApiKeyScope.INGEST
+    filter_backends: list = []
+
+    def safely_get_queryset(self, queryset):
+        if isinstance(self.request.auth, ApiKey):
+            supplier = supplier_for_api_key(self.request.auth)
+            if supplier is not None:
+                queryset = queryset.filter(pk=supplier.id)
+        return queryset.prefetch_related("campaigns").order_by("name", "id")
+
+    def _period(self):
+        period = PeriodForm(self.request.query_params)
+        if not period.is_valid():
+            raise ValidationError(period.errors)
+        return period.cleaned_data["since"], period.cleaned_data["until"]
+
+    def get_serializer_context(self):
+        context = super().get_serializer_context()
+        if getattr(self, "_statistics", None) is not None:
+            context["statistics"] = self._statistics
+        return context
+
+    def _with_statistics(self, suppliers):
+        since, until = self._period()
+        self._statistics = selectors.supplier_statistics([sup.pk for sup in suppliers], since=since, until=until)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("since", str, description="ISO date-time: count submissions from then"),
+            OpenApiParameter("until", str, description="ISO date-time: count submissions before then"),
+        ]
+    )
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        self._with_statistics(page)
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request, *args, **kwargs):
+        supplier = self.get_object()
+        self._with_statistics([supplier])
+        return Response(self.get_serializer(supplier).data)
+
+
+class DeliveryMethodViewSet(OrganizationModelViewSet):
+    """How each buyer receives its leads: email, SMS, WhatsApp, a signed webhook or a post into its CRM. Creating a
+    webhook or CRM method answers its signing secret once (`signing_secret`)."""
+
+    queryset = DeliveryMethod.objects
+    serializer_class = s.DeliveryMethodSerializer
+    read_role = Role.MANAGER
+    write_role = Role.MANAGER
+    filterset_fields = ["buyer", "kind", "is_active"]
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("webhook_endpoint", "buyer__organization").order_by("buyer_id", "id")
+
+    def _actor(self):
+        return self.request.user if self.request.user.is_authenticated else None
+
+    def create(self, request, *args, **kwargs):
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        method = deliveries.delivery_method_create(
+            buyer=data.pop("buyer"), actor=self._actor(), request=request, **data
+        )
+        body = s.DeliveryMethodSerializer(method).data
+        if method.webhook_endpoint is not None:
+            body["signing_secret"] = method.webhook_endpoint.secret
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    def perform_update(self, serializer):
+        data = dict(serializer.validated_data)
+        data.pop("buyer", None)
+        data.pop("kind", None)
+        serializer.instance = deliveries.delivery_method_update(
+            method=serializer.instance, actor=self._actor(), request=self.request, **data
+        )
+
+    def perform_destroy(self, instance):
+        deliveries.delivery_method_delete(method=instance, actor=self._actor(), request=self.request)
+
+
+class SaleDeliveryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
+    """Each sale's deliveries per method, with status, attempts and the provider's message id."""
+
+    queryset = SaleDelivery.objects
+    serializer_class = s.SaleDeliverySerializer
+    read_role = Role.MANAGER
+    write_role = Role.MANAGER
+    filterset_fields = ["sale", "method", "kind", "status"]
+
+    def safely_get_queryset(self, queryset):
+        return queryset.select_related("sale", "webhook_delivery").order_by("-created_at", "-id")
+
+    @extend_schema(request=None, responses=s.SaleDeliverySerializer)
+    @action(detail=True, methods=["post"])
+    def retry(self, request, pk=None):
+        """Send a failed email, SMS or WhatsApp delivery again now."""
+        delivery = deliveries.sale_delivery_retry(
+            delivery=self.get_object(), actor=request.user if request.user.is_authenticated else None, request=request
+        )
+        return Response(s.SaleDeliverySerializer(self.get_queryset().get(pk=delivery.pk)).data)
+
+
+class LeadSaleViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet):
+    queryset = LeadSale.objects
+    serializer_class = s.LeadSaleListSerializer
+    read_role = Role.MANAGER
+    filterset_fields = ["buyer", "campaign", "lead"]
+    ordering_fields = ["created_at"]
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("-created_at", "-id")
+
+
+class LeadReturnViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet
+):
+    """Returns of sold leads. Managers record one on a buyer's behalf (buyers use the portal) and decide them:
+    approving refunds the price to the buyer's wallet and may offer the lead again."""
+
+    queryset = LeadReturn.objects
+    serializer_class = s.LeadReturnSerializer
+    read_role = Role.MANAGER
+    write_role = Role.MANAGER
+    filterset_fields = ["status", "buyer", "campaign", "reason"]
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("-requested_at", "-id")
+
+    def _actor(self):
+        return self.request.user if self.request.user.is_authenticated else None
+
+    def perform_create(self, serializer):
+        sale = LeadSale.objects.select_related("campaign__organization").get(pk=serializer.validated_data["sale"].pk)
+        serializer.instance = returns.lead_return_request(
+            sale=sale,
+            reason=serializer.validated_data["reason"],
+            note=serializer.validated_data.get("note", ""),
+            requested_by=self._actor(),
+            request=self.request,
+        )
+
+    @extend_schema(request=s.ReturnApproveSerializer, responses=s.LeadReturnSerializer)
+    @action(detail=True, methods=["post"])
+    def approve(self, request, pk=None):
+        lead_return = self.get_object()
+        serializer = s.ReturnApproveSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        returns.lead_return_approve(
+            lead_return=lead_return, actor=self._actor(), request=request, **serializer.validated_data
+        )
+        return Response(s.LeadReturnSerializer(self.get_queryset().get(pk=lead_return.pk)).data)
+
+    @extend_schema(request=s.ReturnRejectSerializer, responses=s.LeadReturnSerializer)
+    @action(detail=True, methods=["post"])
+    def reject(self, request, pk=None):
+        lead_return = self.get_object()
+        serializer = s.ReturnRejectSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        returns.lead_return_reject(
+            lead_return=lead_return, actor=self._actor(), request=request, **serializer.validated_data
+        )
+        return Response(s.LeadReturnSerializer(self.get_queryset().get(pk=lead_return.pk)).data)
+
+
+class BuyerInviteViewSet(
+    mixins.CreateModelMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, OrganizationScopedViewSet
+):
+    """Codes people use to join the buyer portal: for one buyer, or (no buyer) to register as a new buyer."""
+
+    queryset = BuyerInvite.objects
+    serializer_class = s.BuyerInviteSerializer
+    read_role = Role.MANAGER
+    write_role = Role.MANAGER
+
+    def safely_get_queryset(self, queryset):
+        return queryset.order_by("-created_at", "-id")
+
+    def _actor(self):
+        return self.request.user if self.request.user.is_authenticated else None
+
+    def perform_create(self, serializer):
+        serializer.instance = portal.buyer_invite_create(
+            organization=self.request.organization,
+            actor=self._actor(),
+            request=self.request,
+            **serializer.validated_data,
+        )
+
+    @extend_schema(request=None, responses=s.BuyerInviteSerializer)
+    @action(detail=True, methods=["post"])
+    def revoke(self, request, pk=None):
+        invite = portal.buyer_invite_revoke(invite=self.get_object(), actor=self._actor(), request=request)
+        return Response(s.BuyerInviteSerializer(invite).data)

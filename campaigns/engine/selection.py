@@ -28,6 +28,7 @@ class Reason(StrEnum):
     FILTERED_OUT = "filtered_out"
     ALREADY_BOUGHT = "already_bought"  # this lead, or the same person, was sold to the buyer before
     CAPPED = "capped"
+    SPENDING_LIMIT = "spending_limit"  # the buyer's weekly or monthly spending limit has no room for the price
     INSUFFICIENT_FUNDS = "insufficient_funds"
     NOT_CHOSEN = "not_chosen"  # eligible, but the strategy picked someone else
 
@@ -35,7 +36,8 @@ class Reason(StrEnum):
 @dataclass(frozen=True)
 class Candidate:
     """One subscription's facts at the moment of the sale. ``caps_remaining`` is ``None`` when uncapped;
-    ``spendable`` is the wallet balance plus the buyer's credit limit."""
+    ``spendable`` is the wallet balance plus the buyer's credit limit; ``spend_remaining`` is what the buyer's
+    tightest spending limit still allows (``None`` without limits)."""
 
     subscription_id: int
     buyer_id: int
@@ -44,6 +46,7 @@ class Candidate:
     weight: int = 1
     priority: int = 0
     caps_remaining: int | None = None
+    spend_remaining: Decimal | None = None
     paused: bool = False
     schedule_open: bool = True
     state_wanted: bool = True
@@ -64,6 +67,8 @@ def rejection_reason(candidate: Candidate) -> Reason | None:
         return Reason.ALREADY_BOUGHT
     if candidate.caps_remaining is not None and candidate.caps_remaining <= 0:
         return Reason.CAPPED
+    if candidate.spend_remaining is not None and candidate.spend_remaining < candidate.price:
+        return Reason.SPENDING_LIMIT
     if candidate.spendable < candidate.price:
         return Reason.INSUFFICIENT_FUNDS
     return None

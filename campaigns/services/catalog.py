@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import models, transaction
+from django.utils import timezone
 
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
@@ -98,9 +99,11 @@ def campaign_resume(*, campaign: Campaign, only_if_reason: str | None = None, ac
 def buyer_save(*, buyer: Buyer, data: dict[str, Any], actor=None, request=None) -> Buyer:
     """Create or edit a buyer; a new buyer gets its (empty) wallet at once."""
     creating = buyer.pk is None
+    before = {name: getattr(buyer, name) for name in ("auto_recharge_enabled", "auto_recharge_threshold")}
     buyer = _save(buyer, data, actor=actor, request=request)
     if creating:
         wallets_ensure(buyer_ids=[buyer.pk], organization_id=buyer.organization_id)
+    _recharge_if_already_below(buyer, {} if creating else before)
     return buyer
 
 
@@ -149,3 +152,61 @@ def catalog_delete(*, instance: models.Model, actor=None, request=None) -> None:
         changes={"id": pk, "name": text},
         request=request,
     )
+
+
+# Buyer settings that act at once --------------------------------------------------------------------------------------
+
+
+def _recharge_if_already_below(buyer: Buyer, before: dict) -> None:
+    """Turning auto-recharge on (or raising its threshold) while the balance is already below it recharges now:
+    no debit would cross the threshold to trigger it."""
+    from ..models import Wallet
+    from .wallets import task_queue_or_log
+
+    if not buyer.auto_recharge_enabled or buyer.auto_recharge_threshold is None:
+        return
+    unchanged = before.get("auto_recharge_enabled") and before.get("auto_recharge_threshold") == (
+        buyer.auto_recharge_threshold
+    )
+    if unchanged:
+        return
+    balance = Wallet.objects.unscoped().filter(buyer_id=buyer.pk).values_list("balance", flat=True).first()
+    if balance is not None and balance < buyer.auto_recharge_threshold:
+        from ..tasks import recharge_wallet
+
+        key = f"auto-recharge:{buyer.pk}:settings:{int(timezone.now().timestamp())}"
+        transaction.on_commit(lambda: task_queue_or_log(recharge_wallet, buyer.pk, key))
+
+
+# Supplier keys --------------------------------------------------------------------------------------------------------
+
+
+@transaction.atomic
+def supplier_api_key_create(*, supplier: Supplier, name: str = "", expires_at=None, actor=None, request=None):
+    """An ingest-only key for ``supplier``: it posts leads to the supplier's campaigns and reads its statistics.
+    Returns ``(api_key, raw_key)``; show the raw key once."""
+    from accounts.constants import ApiKeyScope
+    from accounts.services import api_key_create
+
+    from ..models import SupplierApiKey
+
+    if not supplier.is_active:
+        raise ServiceError("Turn the supplier back on before giving it a key.", field="supplier")
+    api_key, raw_key = api_key_create(
+        organization=supplier.organization,
+        name=(name or f"Supplier {supplier.name}").strip()[:100],
+        scopes=[ApiKeyScope.INGEST],
+        expires_at=expires_at,
+        created_by=actor,
+        request=request,
+    )
+    SupplierApiKey.objects.unscoped().create(organization=supplier.organization, supplier=supplier, api_key=api_key)
+    audit_record(
+        organization=supplier.organization,
+        action="supplier.key_created",
+        actor=actor,
+        target=supplier,
+        changes={"api_key": api_key.pk, "name": api_key.name},
+        request=request,
+    )
+    return api_key, raw_key

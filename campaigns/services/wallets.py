@@ -6,9 +6,11 @@ and updates the balance, in one transaction. A debit never takes the balance bel
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
@@ -47,6 +49,7 @@ def wallets_lock(*, buyer_ids: list[int], organization_id: int) -> dict[int, Wal
         Wallet.objects.unscoped()
         .select_for_update()
         .filter(organization_id=organization_id, buyer_id__in=buyer_ids)
+        .only("id", "organization_id", "buyer_id", "balance", "low_balance_alerted")
         .order_by("buyer_id")
     )
     wallets = {wallet.buyer_id: wallet for wallet in locked}
@@ -67,9 +70,17 @@ def wallet_post(
     note: str = "",
     actor=None,
     external_reference: str = "",
+    buyer: Buyer | None = None,
+    created_at: datetime | None = None,
 ) -> WalletEntry:
     """Write one ledger entry on a wallet the caller has locked. ``amount`` is signed; refuses to go below the
-    credit limit when money leaves the wallet."""
+    credit limit when money leaves the wallet.
+
+    With ``buyer`` (its alert and auto-recharge settings loaded), a balance that crosses the buyer's thresholds
+    queues the low-balance alert or the auto-recharge, after commit; ``created_at`` lets the distribution date its
+    debits with the clock it counted caps and spending limits by.
+    """
+    balance_before = wallet.balance
     balance_after = wallet.balance + amount
     if amount < ZERO and balance_after < -credit_limit:
         raise InsufficientFunds(
@@ -86,10 +97,67 @@ def wallet_post(
         note=note[:255],
         external_reference=external_reference,
         actor=actor,
+        created_at=created_at or timezone.now(),
     )
     wallet.balance = balance_after
-    wallet.save(update_fields=["balance", "updated_at"])
+    changed = ["balance", "updated_at"]
+    if buyer is not None:
+        changed += wallet_thresholds_watch(wallet=wallet, buyer=buyer, before=balance_before, entry=entry)
+    wallet.save(update_fields=changed)
     return entry
+
+
+def threshold_effects(*, alerted: bool, buyer: Buyer, before: Decimal, after: Decimal) -> tuple[bool, bool, bool]:
+    """What a balance change from ``before`` to ``after`` does: ``(low_balance_alerted, send the low-balance alert,
+    queue an auto-recharge)``.
+
+    Falling below the low-balance threshold alerts once, until the balance is back above it; money leaving the
+    wallet and taking it below the auto-recharge threshold recharges.
+    """
+    threshold = buyer.low_balance_threshold
+    alert = threshold is not None and after < threshold and not alerted
+    if alert:
+        alerted = True
+    elif alerted and (threshold is None or after >= threshold):
+        alerted = False
+    below = buyer.auto_recharge_threshold
+    recharge = bool(buyer.auto_recharge_enabled and below is not None and after < before and before >= below > after)
+    return alerted, alert, recharge
+
+
+def threshold_effects_on_commit(*, buyer: Buyer, alert: bool, recharge: bool, entry_id: int) -> None:
+    """Queue the alert and the recharge after commit; the entry that crossed names the recharge (its idempotency
+    key), so the same crossing never charges twice."""
+    from ..tasks import notify_low_balance, recharge_wallet
+
+    if alert:
+        transaction.on_commit(lambda: task_queue_or_log(notify_low_balance, buyer.pk))
+    if recharge:
+        key = f"auto-recharge:{buyer.pk}:{entry_id}"
+        transaction.on_commit(lambda: task_queue_or_log(recharge_wallet, buyer.pk, key))
+
+
+def wallet_thresholds_watch(*, wallet: Wallet, buyer: Buyer, before: Decimal, entry: WalletEntry) -> list[str]:
+    """React to the balance crossing the buyer's thresholds (the wallet is locked, so each crossing is seen once).
+    Returns the wallet fields it changed."""
+    alerted, alert, recharge = threshold_effects(
+        alerted=wallet.low_balance_alerted, buyer=buyer, before=before, after=wallet.balance
+    )
+    changed = ["low_balance_alerted"] if alerted != wallet.low_balance_alerted else []
+    wallet.low_balance_alerted = alerted
+    threshold_effects_on_commit(buyer=buyer, alert=alert, recharge=recharge, entry_id=entry.pk)
+    return changed
+
+
+def task_queue_or_log(task, *args) -> None:
+    """Queue a task from an after-commit callback. A broker outage must not fail a sale that already committed: the
+    alert or recharge is then lost and logged (the next crossing queues again)."""
+    import logging
+
+    try:
+        task.delay(*args)
+    except Exception:
+        logging.getLogger(__name__).warning("could not queue %s%s", task.name, args, exc_info=True)
 
 
 def _locked_wallet(buyer: Buyer) -> Wallet:
@@ -121,6 +189,7 @@ def wallet_credit(
         note=note,
         actor=actor,
         external_reference=external_reference[:255],
+        buyer=buyer,
     )
     _audit(buyer, "wallet.credited", entry, actor=actor, request=request)
     return entry
@@ -137,6 +206,7 @@ def wallet_debit(*, buyer: Buyer, amount, lead=None, note: str = "", actor=None)
         lead=lead,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
 
 
@@ -151,6 +221,7 @@ def wallet_refund(*, buyer: Buyer, amount, lead=None, note: str = "", actor=None
         lead=lead,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
     _audit(buyer, "wallet.refunded", entry, actor=actor, request=request)
     return entry
@@ -171,6 +242,7 @@ def wallet_adjust(*, buyer: Buyer, amount, note: str, actor=None, request=None) 
         credit_limit=buyer.credit_limit,
         note=note,
         actor=actor,
+        buyer=buyer,
     )
     _audit(buyer, "wallet.adjusted", entry, actor=actor, request=request)
     return entry

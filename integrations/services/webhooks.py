@@ -290,7 +290,8 @@ def webhook_endpoint_create(
         organization=organization,
         purpose=purpose,
         url=_clean_url(url),
-        events=_clean_events(events),
+        # Subscriptions pick their events; other endpoints (a buyer's) receive what their owner sends them.
+        events=_clean_events(events) if purpose == WebhookEndpointPurpose.SUBSCRIPTION else [],
         description=(description or "").strip()[:200],
         is_active=is_active,
         secret=webhook_secret_generate(),

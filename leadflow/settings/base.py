@@ -3,6 +3,7 @@
 Every variable is listed with a one-line comment in `.env.example`.
 """
 
+from decimal import Decimal
 from pathlib import Path
 
 import environ
@@ -394,5 +395,39 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "SubscriptionStatusEnum": "billing.models.SubscriptionStatus",
         "TopUpStatusEnum": "billing.models.TopUpStatus",
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
+    }
+)
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["WalletEntryKindEnum"] = "campaigns.constants.WalletEntryKind"
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DeliveryKindEnum"] = "campaigns.constants.DeliveryKind"
+
+# Messaging providers --------------------------------------------------------------------------------------------
+# Twilio for SMS and WhatsApp; without an account SID and auth token, messages are written to the log instead.
+TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
+TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
+TWILIO_API_URL = env("TWILIO_API_URL", default="https://api.twilio.com").rstrip("/")
+TWILIO_TIMEOUT_S = env.float("TWILIO_TIMEOUT_S", default=10.0)
+TWILIO_SMS_FROM = env("TWILIO_SMS_FROM", default="")
+TWILIO_MESSAGING_SERVICE_SID = env("TWILIO_MESSAGING_SERVICE_SID", default="")
+TWILIO_WHATSAPP_FROM = env("TWILIO_WHATSAPP_FROM", default="")
+# An approved WhatsApp template (Content SID): needed to message buyers outside WhatsApp's 24-hour window.
+TWILIO_WHATSAPP_CONTENT_SID = env("TWILIO_WHATSAPP_CONTENT_SID", default="")
+# Usage metering: what a send costs when the provider does not say (Twilio prices messages after sending), in
+# USAGE_COST_CURRENCY, and the markup organizations are billed on top unless they have their own.
+USAGE_COST_CURRENCY = env("USAGE_COST_CURRENCY", default="USD")
+USAGE_COSTS = {
+    "sms": Decimal(env("USAGE_COST_SMS", default="0.0079")),
+    "whatsapp": Decimal(env("USAGE_COST_WHATSAPP", default="0.0050")),
+    "email": Decimal(env("USAGE_COST_EMAIL", default="0.0001")),
+    "webhook": Decimal(env("USAGE_COST_WEBHOOK", default="0")),
+}
+USAGE_DEFAULT_MARKUP_PERCENT = Decimal(env("USAGE_DEFAULT_MARKUP_PERCENT", default="0"))
+
+# Campaigns ------------------------------------------------------------------------------------------------------
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Buyer deliveries whose retry is due, and sales whose delivery task was lost.
+        "campaigns-sweep-sale-deliveries": {"task": "campaigns.tasks.sweep_sale_deliveries", "schedule": 60},
+        # Unsold leads of campaigns that redistribute, and leads posted while their processing failed.
+        "campaigns-redistribute-leads": {"task": "campaigns.tasks.redistribute_leads", "schedule": 60 * 15},
     }
 )

@@ -228,6 +228,11 @@ class LeadIngestSerializer(serializers.Serializer):
     """The standard lead payload. Everything is optional except a way to reach the person (email or phone).
     Unknown top-level keys are kept under ``custom``; common aliases (``name``, ``mobile``, ``zip`` …) are understood."""
 
+    campaign = serializers.IntegerField(
+        required=False,
+        help_text="The campaign this lead is for: validated against its category and distributed at once. A "
+        "supplier's key may omit it when the supplier has one campaign.",
+    )
     external_id = serializers.CharField(
         required=False, help_text="Your id for this lead: re-sending it never makes a second lead"
     )
@@ -276,11 +281,36 @@ class LeadIngestSerializer(serializers.Serializer):
         ),
     ]
 )
+class IngestSaleSerializer(serializers.Serializer):
+    buyer = serializers.IntegerField()
+    price = serializers.DecimalField(max_digits=14, decimal_places=2)
+
+
+class IngestDistributionSerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["sold", "unsold", "skipped", "pending"],
+        help_text="skipped: a test lead (never sold); pending: stored, distributed shortly by the sweep",
+    )
+    sales = IngestSaleSerializer(many=True, required=False)
+    revenue = serializers.DecimalField(max_digits=14, decimal_places=2, required=False)
+    reasons = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="buyer id → why that buyer did not get the lead"
+    )
+    replayed = serializers.BooleanField(
+        required=False, help_text="true when this is the outcome stored before (a re-delivery or a duplicate)"
+    )
+    reason = serializers.CharField(required=False)
+
+
 class IngestResultSerializer(serializers.Serializer):
     id = serializers.IntegerField(allow_null=True, help_text="The lead (for a re-delivery, the lead it made before)")
     status = serializers.ChoiceField(choices=[SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE])
     submission_id = serializers.IntegerField()
     duplicate_of = serializers.IntegerField(allow_null=True)
+    campaign = serializers.IntegerField(required=False, help_text="Present when the lead was posted to a campaign")
+    distribution = IngestDistributionSerializer(
+        required=False, allow_null=True, help_text="The campaign's outcome for the lead, decided before answering"
+    )
 
 
 class UsageSerializer(serializers.Serializer):

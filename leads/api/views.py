@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from accounts.constants import ApiKeyScope, Role
 from accounts.models import Membership
+from campaigns import intake as campaign_intake
 from leadflow.api.viewsets import OrganizationModelViewSet, OrganizationScopedViewSet
 
 from .. import selectors
@@ -258,7 +259,10 @@ def _member_user(user_id):
     return membership.user
 
 
-def _ingest(request, *, source: str, actor=None) -> IntakeOutcome:
+_UNREAD = object()
+
+
+def _ingest(request, *, source: str, actor=None, context=None, payload=_UNREAD) -> IntakeOutcome:
     """Store the raw request first, then process it; a repeated Idempotency-Key answers like the first time."""
     key = request.headers.get("Idempotency-Key", "").strip()
     submission, created = submission_store(
@@ -267,18 +271,24 @@ def _ingest(request, *, source: str, actor=None) -> IntakeOutcome:
         raw_body=request.body,
         content_type=request.content_type or "",
         headers=request.headers,
+        context=context,
         remote_ip=request.META.get("REMOTE_ADDR"),
         idempotency_key=key,
     )
     if not created:
         return _replayed(submission, request.body)
+    data = _request_payload(request) if payload is _UNREAD else payload
+    return submission_process(submission, payload=data, actor=actor)
+
+
+def _request_payload(request):
+    """The parsed body as a dict, or None when it does not parse: the pipeline then parses the stored body again and
+    rejects it with the reason. Read once: after a parse error DRF answers an empty body."""
     try:
         data = request.data
     except ParseError:
-        data = None  # the pipeline parses the stored body again and rejects it with the reason
-    if hasattr(data, "dict"):
-        data = data.dict()
-    return submission_process(submission, payload=data, actor=actor)
+        return None
+    return data.dict() if hasattr(data, "dict") else data
 
 
 class IdempotencyConflict(ValidationError):
@@ -329,7 +339,14 @@ class LeadIngestViewSet(OrganizationScopedViewSet):
         ),
     )
     def create(self, request):
-        outcome = _ingest(request, source="api")
+        # A lead for a campaign (the body's `campaign`, or the supplier key's only one) is validated against the
+        # campaign's category and distributed once stored; the campaigns app does both (campaigns.intake).
+        payload = _request_payload(request)
+        target = campaign_intake.ingest_target_for(
+            organization=request.organization, api_key=request.auth, data=payload
+        )
+        outcome = _ingest(request, source="api", context=target.context if target else None, payload=payload)
+        distribution = campaign_intake.ingest_finish(target=target, outcome=outcome) if target else None
         if outcome.status in (SubmissionStatus.REJECTED, SubmissionStatus.FAILED):
             error = ValidationError(outcome.errors)
             if outcome.status == SubmissionStatus.FAILED:
@@ -344,6 +361,9 @@ class LeadIngestViewSet(OrganizationScopedViewSet):
             if outcome.original and outcome.status == SubmissionStatus.DUPLICATE
             else None,
         }
+        if target is not None:
+            body["campaign"] = target.campaign.pk
+            body["distribution"] = distribution
         return Response(body, status=status.HTTP_201_CREATED if outcome.is_new else status.HTTP_200_OK)
 
 

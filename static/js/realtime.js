@@ -50,6 +50,8 @@
 
   document.addEventListener("leadflow:event", function (e) {
     if (e.detail.event === "connected" || e.detail.event === "pong") return;
+    // Refresh signals (a campaign's figures changed) are for the pages that listen, not the feed or a toast.
+    if (e.detail.payload && e.detail.payload.quiet) return;
     const feed = document.getElementById("live-feed");
     if (feed) {
       const empty = feed.querySelector(".empty");

@@ -66,3 +66,50 @@ def test_category_fields_become_a_json_schema_for_custom_fields():
     assert not list(validator.iter_errors({"age": 70, "coverage": "full", "owner": True, "extra": "kept"}))
     errors = {error.message for error in validator.iter_errors({"coverage": "gold", "owner": "yes"})}
     assert len(errors) == 3
+
+
+NEW_MODELS = [
+    ("campaigns", "supplierapikey"),
+    ("campaigns", "campaignsubmission"),
+    ("campaigns", "deliverymethod"),
+    ("campaigns", "saledelivery"),
+    ("campaigns", "leadreturn"),
+    ("campaigns", "buyerportaluser"),
+    ("campaigns", "buyerinvite"),
+    ("campaigns", "autorecharge"),
+    ("messaging", "usagerecord"),
+    ("messaging", "usagepricing"),
+]
+
+
+@pytest.mark.parametrize(("app", "model"), NEW_MODELS)
+def test_admin_pages_of_deliveries_returns_and_usage_render(admin_client, organization, app, model):
+    from decimal import Decimal
+
+    from django.apps import apps
+
+    from campaigns.models import AutoRecharge, SupplierApiKey
+    from messaging.models import UsagePricing
+    from tests.factories import TENANT_FACTORIES, BuyerFactory, make_api_key
+
+    model_class = apps.get_model(app, model)
+    if model_class is SupplierApiKey:
+        row = SupplierApiKey.objects.unscoped().create(
+            organization=organization,
+            supplier=SupplierFactory(organization=organization),
+            api_key=make_api_key(organization, scopes=["ingest"])[0],
+        )
+    elif model_class is AutoRecharge:
+        row = AutoRecharge.objects.unscoped().create(
+            organization=organization,
+            buyer=BuyerFactory(organization=organization),
+            idempotency_key="auto-recharge:admin",
+            amount=Decimal("50"),
+            balance_before=Decimal("3"),
+        )
+    elif model_class is UsagePricing:
+        row = UsagePricing.objects.unscoped().create(organization=organization, markup_percent=Decimal("15"))
+    else:
+        row = TENANT_FACTORIES[model_class](organization=organization)
+    assert admin_client.get(f"/admin/{app}/{model}/").status_code == 200
+    assert admin_client.get(f"/admin/{app}/{model}/{row.pk}/change/").status_code == 200

@@ -298,3 +298,48 @@ def test_weighted_state_forgets_deleted_subscriptions(organization, market):
     lead_distribute(lead=LeadFactory(organization=organization), campaign=campaign)
     routing.refresh_from_db()
     assert set(routing.current_weights) == {str(subs[0].pk), str(subs[1].pk)}
+
+
+def test_the_one_statement_sale_writes_what_the_model_path_writes(organization, market):
+    """A single paid sale is written in one SQL statement, other outcomes through the models: same rows either way."""
+    from campaigns.models import BuyerContact, LeadDistribution
+
+    now = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
+    single, [alone] = market("round_robin", buyers=[{"funds": "100.00"}])
+    shared, [first, _second] = market("broadcast", buyers=[{"funds": "100.00"}, {"funds": "100.00"}])
+    for sub in (alone, first):
+        sub.buyer.low_balance_threshold = Decimal("95.00")
+        sub.buyer.save()
+
+    def written(campaign, sub, lead):
+        sale = (
+            LeadSale.objects.unscoped().select_related("wallet_entry", "distribution").get(lead=lead, buyer=sub.buyer)
+        )
+        wallet = Wallet.objects.unscoped().get(buyer=sub.buyer)
+        entry = sale.wallet_entry
+        keys = set(BuyerContact.objects.unscoped().filter(sale=sale).values_list("contact_key", flat=True))
+        return {
+            "sale": (sale.price, sale.subscription_id == sub.pk, sale.created_at, sale.deliveries_planned_at),
+            "entry": (entry.kind, entry.amount, entry.balance_after, entry.lead_id == lead.pk, entry.created_at),
+            "note": entry.note == f"Lead {lead.pk} in {campaign.name}",
+            "wallet": (wallet.balance, wallet.low_balance_alerted),
+            "keys": keys == {f"email:{lead.email}", f"phone:{lead.phone}"},
+            "distribution": (sale.distribution.status, sale.distribution.round, sale.distribution.created_at),
+        }
+
+    lead_a, lead_b = LeadFactory(organization=organization), LeadFactory(organization=organization)
+    lead_distribute(lead=lead_a, campaign=single, now=now)
+    lead_distribute(lead=lead_b, campaign=shared, now=now)
+    assert written(single, alone, lead_a) == written(shared, first, lead_b)
+    assert LeadDistribution.objects.unscoped().get(lead=lead_a).revenue == Decimal("10.00")
+    assert CampaignRoutingState.objects.unscoped().get(campaign=single).last_subscription_id == alone.pk
+    with organization_scope(organization):
+        assert ledger_sum(alone.buyer) == balance(alone.buyer) == Decimal("90.00")
+
+
+def test_free_leads_are_sold_without_a_ledger_entry(organization, market):
+    campaign, [sub] = market("round_robin", buyers=[{"funds": "0"}], price="0.00")
+    outcome = lead_distribute(lead=LeadFactory(organization=organization), campaign=campaign)
+    assert outcome.sold and outcome.revenue == Decimal("0")
+    assert LeadSale.objects.unscoped().get(buyer=sub.buyer).wallet_entry is None
+    assert not WalletEntry.objects.unscoped().filter(buyer=sub.buyer).exists()

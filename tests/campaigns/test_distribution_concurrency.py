@@ -3,8 +3,8 @@ small wallets. Real PostgreSQL transactions (``transaction=True``), real row loc
 
 Every lead is submitted once and about one in six a second time from another thread (a retried ingest), and
 about one in eight is the same person as an earlier lead. Afterwards: no cap exceeded, no wallet below its credit
-limit, no lead or person sold twice to a buyer, every wallet equal to its ledger, every lead with one outcome,
-and no thread saw an error (a deadlock or a constraint violation would surface here).
+limit or weekly spending limit, no lead or person sold twice to a buyer, every wallet equal to its ledger, every
+lead with one outcome, and no thread saw an error (a deadlock or a constraint violation would surface here).
 """
 
 from __future__ import annotations
@@ -40,6 +40,8 @@ BUYERS = {
     "echo": ("90.00", "20.00"),
     "foxtrot": ("250.00", "0"),
 }
+# Weekly spending limits, checked under the same wallet locks as caps and money.
+SPEND_LIMITS = {"delta": "220.00", "foxtrot": "190.00"}
 CAMPAIGNS = {
     "round_robin": [("alpha", {"hourly_cap": 12}), ("bravo", {"daily_cap": 15}), ("charlie", {"hourly_cap": 20})],
     "weighted": [("bravo", {"hourly_cap": 10, "weight": 3}), ("delta", {"daily_cap": 25, "weight": 1}), ("echo", {})],
@@ -59,7 +61,12 @@ def test_concurrent_distribution_keeps_every_invariant():
     stage = stages_ensure_default(organization=organization)[0]
     buyers = {}
     for name, (funds, credit_limit) in BUYERS.items():
-        buyers[name] = BuyerFactory(organization=organization, name=name, credit_limit=Decimal(credit_limit))
+        buyers[name] = BuyerFactory(
+            organization=organization,
+            name=name,
+            credit_limit=Decimal(credit_limit),
+            weekly_spend_limit=Decimal(SPEND_LIMITS[name]) if name in SPEND_LIMITS else None,
+        )
         wallet_credit(buyer=buyers[name], amount=funds)
     campaigns, subscriptions = {}, []
     for logic, members in CAMPAIGNS.items():
@@ -150,6 +157,8 @@ def test_concurrent_distribution_keeps_every_invariant():
         ledger = WalletEntry.objects.unscoped().filter(buyer=buyer).aggregate(total=Sum("amount"))["total"]
         spent = sales.filter(buyer=buyer).aggregate(total=Sum("price"))["total"] or Decimal(0)
         assert wallet.balance >= -credit_limit, name
+        if name in SPEND_LIMITS:
+            assert spent <= Decimal(SPEND_LIMITS[name]), name
         assert wallet.balance == ledger == funds - spent, name
         last = WalletEntry.objects.unscoped().filter(buyer=buyer).order_by("-id").first()
         assert last.balance_after == wallet.balance, name
@@ -157,4 +166,5 @@ def test_concurrent_distribution_keeps_every_invariant():
     # The load was real: caps and wallets both turned buyers away, and plenty still sold.
     reasons = Counter(reason for d in distributions for reason in d.reasons.values())
     assert reasons["capped"] and reasons["insufficient_funds"] and reasons["already_bought"]
+    assert reasons["spending_limit"]
     assert sales.count() > 100
