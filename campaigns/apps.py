@@ -9,7 +9,7 @@ class CampaignsConfig(AppConfig):
         from leads.intake.custom_fields import register_schema_provider
         from leads.intake.mapping import register_mapper
 
-        from . import intake, signals  # noqa: F401 - signal receivers
+        from . import intake, signals  # noqa: F401 - the intake hooks and the buyer-webhook metering hook
 
         # The supplier API's `campaign` routes the lead; the campaign's category validates its custom fields.
         register_mapper("api")(intake.api_payload_shape)

@@ -1,13 +1,12 @@
-"""Receivers: buyer webhook deliveries are metered when they succeed (the integrations machinery sends them)."""
+"""Buyer webhook deliveries are metered when they succeed (the integrations machinery sends them)."""
 
 from __future__ import annotations
 
 from django.conf import settings
-from django.db.models.signals import post_save
-from django.dispatch import receiver
 
 from integrations.constants import WebhookEndpointPurpose
-from integrations.models import WebhookAttempt
+from integrations.models import WebhookAttempt, WebhookDelivery
+from integrations.services.webhooks import webhook_delivery_succeeded
 from messaging.constants import Channel
 from messaging.services.metering import usage_record
 
@@ -16,14 +15,9 @@ from .models import SaleDelivery
 BUYER_PURPOSES = (WebhookEndpointPurpose.BUYER_WEBHOOK, WebhookEndpointPurpose.BUYER_CRM)
 
 
-@receiver(post_save, sender=WebhookAttempt, dispatch_uid="campaigns-meter-buyer-webhooks")
-def meter_buyer_webhook(sender, instance: WebhookAttempt, created: bool, **kwargs) -> None:
+@webhook_delivery_succeeded(*BUYER_PURPOSES)
+def meter_buyer_webhook(delivery: WebhookDelivery, attempt: WebhookAttempt) -> None:
     """One usage record per buyer webhook delivered, in the transaction that records its successful attempt."""
-    if not (created and instance.succeeded):
-        return
-    delivery = instance.delivery  # loaded with its endpoint by the attempt: no query for other purposes
-    if delivery.endpoint.purpose not in BUYER_PURPOSES:
-        return
     sale = (
         SaleDelivery.objects.unscoped()
         .filter(webhook_delivery_id=delivery.pk)

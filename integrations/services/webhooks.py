@@ -20,6 +20,7 @@ treats a busy endpoint and a quiet one alike.
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
 import functools
 import ipaddress
@@ -30,7 +31,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
@@ -640,6 +641,20 @@ def webhook_body(message: WebhookMessage) -> str:
     return json.dumps(message.payload, cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
 
 
+# What other apps do when a delivery to one of their endpoints succeeds (campaigns meters buyer webhooks), in the
+# transaction that records the success: ``@webhook_delivery_succeeded(purpose, …)``.
+_SUCCESS_HOOKS: dict[str, list[Callable[[WebhookDelivery, WebhookAttempt], None]]] = {}
+
+
+def webhook_delivery_succeeded(*purposes: str):
+    def register(function):
+        for purpose in purposes:
+            _SUCCESS_HOOKS.setdefault(purpose, []).append(function)
+        return function
+
+    return register
+
+
 def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
     """Try a delivery once if it is due; returns the attempt, or ``None`` when there was nothing to do."""
     claimed = _claim(delivery_id)
@@ -662,7 +677,11 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
         succeeded=result.succeeded,
     )
     if result.succeeded:
-        _record_success(delivery, attempt, now)
+        hooks = _SUCCESS_HOOKS.get(endpoint.purpose, [])
+        with transaction.atomic() if hooks else contextlib.nullcontext():
+            _record_success(delivery, attempt, now)
+            for hook in hooks:
+                hook(delivery, attempt)
         _endpoint_succeeded(endpoint, now)
         return attempt
     retry_in = None
