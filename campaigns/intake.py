@@ -15,8 +15,6 @@ The ingest view calls two functions around the one intake pipeline, which itself
 from __future__ import annotations
 
 import logging
-import threading
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +23,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from accounts.models import ApiKey
+from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
@@ -51,62 +50,44 @@ class SupplierInfo:
     campaign_ids: frozenset[int]
 
 
-# Every ingest asks; like API keys themselves (accounts.services.KEY_CACHE_SECONDS), each process remembers the
-# answer briefly. A change saved in this process is seen at once (signals below), elsewhere within this time.
-SUPPLIER_CACHE_SECONDS = 10
-_supplier_cache: dict[int, tuple[float, SupplierInfo | None]] = {}
-_supplier_cache_lock = threading.Lock()
+# Every ingest asks; like API keys themselves, each process remembers the answer briefly (``None`` too: most keys
+# belong to no supplier). A change saved in this process is seen at once (signals below), elsewhere within 10 s.
+_suppliers: ProcessCache[SupplierInfo] = ProcessCache(seconds=10, remember_missing=True)
+# The campaign a request names and its category's schema: read on every ingest, remembered as briefly (the
+# distribution reads the campaign again under its lock, so price, status and subscriptions are never stale).
+_campaigns: ProcessCache[Campaign] = ProcessCache(seconds=10)
 
 
 def suppliers_forget(**kwargs) -> None:
-    with _supplier_cache_lock:
-        _supplier_cache.clear()
+    _suppliers.forget()
+
+
+def campaigns_forget(**kwargs) -> None:
+    _campaigns.forget()
 
 
 for _sender in (Supplier, SupplierApiKey):
     post_save.connect(suppliers_forget, sender=_sender, dispatch_uid=f"forget-suppliers-{_sender.__name__}")
     post_delete.connect(suppliers_forget, sender=_sender, dispatch_uid=f"forget-suppliers-del-{_sender.__name__}")
 m2m_changed.connect(suppliers_forget, sender=Supplier.campaigns.through, dispatch_uid="forget-suppliers-m2m")
-
-
-# The campaign a request names and its category's schema: read on every ingest, remembered as briefly, forgotten at
-# once in this process when a campaign or category is saved (the distribution reads the campaign again under its
-# lock, so price, status and subscriptions are never stale).
-_campaign_cache: dict[int, tuple[float, Campaign]] = {}
-
-
-def campaigns_forget(**kwargs) -> None:
-    with _supplier_cache_lock:
-        _campaign_cache.clear()
-
-
 for _sender in (Campaign, Category):
     post_save.connect(campaigns_forget, sender=_sender, dispatch_uid=f"forget-campaigns-{_sender.__name__}")
     post_delete.connect(campaigns_forget, sender=_sender, dispatch_uid=f"forget-campaigns-del-{_sender.__name__}")
 
 
 def _campaign(campaign_id: int) -> Campaign | None:
-    now = time.monotonic()
-    cached = _campaign_cache.get(campaign_id)
-    if cached is not None and now - cached[0] <= SUPPLIER_CACHE_SECONDS:
-        return cached[1]
-    campaign = Campaign.objects.unscoped().select_related("category").filter(pk=campaign_id).first()
-    if campaign is not None:
-        with _supplier_cache_lock:
-            _campaign_cache[campaign_id] = (now, campaign)
-    return campaign
+    return _campaigns.get(
+        campaign_id, lambda: Campaign.objects.unscoped().select_related("category").filter(pk=campaign_id).first()
+    )
 
 
 def supplier_for_api_key(api_key: ApiKey) -> SupplierInfo | None:
-    now = time.monotonic()
-    cached = _supplier_cache.get(api_key.pk)
-    if cached is not None and now - cached[0] <= SUPPLIER_CACHE_SECONDS:
-        return cached[1]
-    link = SupplierApiKey.objects.unscoped().select_related("supplier").filter(api_key_id=api_key.pk).first()
-    info = None
-    if link is not None:
+    def load() -> SupplierInfo | None:
+        link = SupplierApiKey.objects.unscoped().select_related("supplier").filter(api_key_id=api_key.pk).first()
+        if link is None:
+            return None
         supplier = link.supplier
-        info = SupplierInfo(
+        return SupplierInfo(
             id=supplier.pk,
             name=supplier.name,
             is_active=supplier.is_active,
@@ -115,9 +96,8 @@ def supplier_for_api_key(api_key: ApiKey) -> SupplierInfo | None:
                 Supplier.campaigns.through.objects.filter(supplier_id=supplier.pk).values_list("campaign_id", flat=True)
             ),
         )
-    with _supplier_cache_lock:
-        _supplier_cache[api_key.pk] = (now, info)
-    return info
+
+    return _suppliers.get(api_key.pk, load)
 
 
 # Before the pipeline: where the lead goes ------------------------------------------------------------------------------

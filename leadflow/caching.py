@@ -16,19 +16,23 @@ Value = TypeVar("Value")
 
 
 class ProcessCache(Generic[Value]):
-    def __init__(self, seconds: float):
+    """``remember_missing``: keep a ``None`` answer too (for "no such row" asked on every request, where a row
+    created meanwhile may wait ``seconds`` to be seen); otherwise ``None`` is read again each time."""
+
+    def __init__(self, seconds: float, *, remember_missing: bool = False):
         self.seconds = seconds
-        self._entries: dict[Hashable, tuple[float, Value]] = {}
+        self.remember_missing = remember_missing
+        self._entries: dict[Hashable, tuple[float, Value | None]] = {}
         self._lock = threading.Lock()
 
     def get(self, key: Hashable, load: Callable[[], Value | None]) -> Value | None:
-        """The cached value for ``key``, or ``load()``'s when there is none or it is too old (``None`` is not kept)."""
+        """The cached value for ``key``, or ``load()``'s when there is none or it is too old."""
         now = time.monotonic()
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] <= self.seconds:
             return cached[1]
         value = load()
-        if value is not None:
+        if value is not None or self.remember_missing:
             with self._lock:
                 self._entries[key] = (now, value)
         return value
