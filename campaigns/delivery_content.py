@@ -11,29 +11,12 @@ from typing import Any
 from django.conf import settings
 from django.urls import NoReverseMatch, reverse
 
+from leads.intake.mapping import CONTACT_FIELDS
+
 SALE_WEBHOOK_EVENT = "lead.sold"
 
 # Placeholders a CRM field template may use: {first_name}, {custom.age}, {campaign} …
-LEAD_PLACEHOLDERS = (
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "company",
-    "job_title",
-    "city",
-    "state",
-    "postal_code",
-    "country",
-    "received_at",
-    "consent_given",
-    "consent_text",
-    "consent_certificate_url",
-    "utm_source",
-    "utm_medium",
-    "utm_campaign",
-)
+LEAD_PLACEHOLDERS = (*CONTACT_FIELDS, "received_at", "consent_given")
 SALE_PLACEHOLDERS = (
     "lead_id",
     "sale_id",

@@ -11,6 +11,7 @@ from leadflow.exceptions import ServiceError
 from leadflow.realtime import publish
 
 from ..constants import ActivityKind
+from ..intake.mapping import CONTACT_FIELDS
 from ..models import InboundSubmission, Lead, LeadActivity, LeadNote
 from ..signals import leads_merged
 from .activity import activity_record
@@ -18,17 +19,7 @@ from .leads import lead_rescore
 
 # The fields a merge chooses between; the rest (stage, owner, score …) stay the primary's.
 MERGE_FIELDS = (
-    "first_name",
-    "last_name",
-    "full_name",
-    "email",
-    "phone",
-    "company",
-    "job_title",
-    "city",
-    "state",
-    "postal_code",
-    "country",
+    *CONTACT_FIELDS,
     "deal_value",
     "utm_source",
     "utm_medium",
