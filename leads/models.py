@@ -73,6 +73,10 @@ class InboundSubmission(TenantModel):
 
 
 class Lead(TenantModel):
+    # Every index of this table starts with the organization, so a single-column one would only cost each insert.
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     source = models.CharField(max_length=16, choices=LeadSource.choices, default=LeadSource.MANUAL)
     external_id = models.CharField(max_length=255, blank=True, help_text="The source's own id for this lead")
 
@@ -136,7 +140,13 @@ class Lead(TenantModel):
     updated_at = models.DateTimeField(auto_now=True)
 
     duplicate_of = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="duplicates"
+        # Indexed only where set (see Meta): most leads are originals, and a NULL entry per lead is pure cost.
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="duplicates",
+        db_index=False,
     )
     duplicate_count = models.PositiveIntegerField(default=0)
 
@@ -183,6 +193,7 @@ class Lead(TenantModel):
             ),
             # The search box matches a city exactly (lead_search); it needs an index to combine with the trigram one.
             models.Index(F("organization"), Upper("city"), name="leads_city_idx"),
+            models.Index(fields=["duplicate_of"], name="leads_duplicates_idx", condition=Q(duplicate_of__isnull=False)),
             GinIndex(fields=["search_vector"], name="leads_search_vector_idx"),
             GinIndex(fields=["search_text"], name="leads_search_trgm_idx", opclasses=["gin_trgm_ops"]),
             GinIndex(fields=["tags"], name="leads_tags_idx"),
@@ -211,10 +222,16 @@ class Lead(TenantModel):
 class LeadActivity(TenantModel):
     """The timeline: one row per thing that happened to a lead, newest first."""
 
-    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities")
+    # The timeline is always read by lead (``leads_activity_lead_idx`` leads with it): no index of their own for
+    # the organization (only deleting an organization looks its rows up that way, a scan once) or the lead, and the
+    # actor indexed only where there is one (most entries are automatic).
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
+    lead = models.ForeignKey(Lead, on_delete=models.CASCADE, related_name="activities", db_index=False)
     kind = models.CharField(max_length=16, choices=ActivityKind.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False
     )
     message = models.CharField(max_length=500, blank=True)
     data = models.JSONField(default=dict, blank=True)
@@ -222,7 +239,10 @@ class LeadActivity(TenantModel):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        indexes = [models.Index(fields=["lead", "-created_at"], name="leads_activity_lead_idx")]
+        indexes = [
+            models.Index(fields=["lead", "-created_at"], name="leads_activity_lead_idx"),
+            models.Index(fields=["actor"], name="leads_activity_actor_idx", condition=Q(actor__isnull=False)),
+        ]
         verbose_name_plural = "lead activities"
 
     def __str__(self) -> str:
