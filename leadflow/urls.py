@@ -27,5 +27,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("leads/", include("leads.urls")),
     path("integrations/", include("integrations.urls")),
+    path("support/", include("support.urls")),
     path("", include("accounts.urls")),
 ]

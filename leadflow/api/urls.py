@@ -10,3 +10,4 @@ urlpatterns = [
 urlpatterns += [path("", include("campaigns.api.urls"))]
 urlpatterns += [path("", include("integrations.api.connections"))]
 urlpatterns += [path("", include("billing.api.urls"))]
+urlpatterns += [path("", include("support.api.views"))]

@@ -55,6 +55,7 @@ INSTALLED_APPS = [
     "campaigns",
     "messaging",
     "integrations",
+    "support",
 ]
 
 MIDDLEWARE = [
@@ -189,8 +190,6 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Operations: proves beat and a worker are alive (the admin's system health page shows its age).
     "operations-beat-tick": {"task": "leadflow.tasks.record_beat_tick", "schedule": 30},
-    # Privacy: each organization's retention policy (old raw payloads, webhook logs, closed leads).
-    "privacy-apply-retention": {"task": "privacy.tasks.apply_retention", "schedule": crontab(hour=3, minute=15)},
 }
 # Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
 # resolve to private or loopback addresses (never in production: it would let a tenant probe our network).
@@ -368,6 +367,8 @@ BILLING_OFFLINE_CHECKOUT = env.bool("BILLING_OFFLINE_CHECKOUT", default=True)
 # One-time login links in the welcome email after a checkout, valid this long.
 MAGIC_LINK_TTL_HOURS = env.int("MAGIC_LINK_TTL_HOURS", default=72)
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# Support tickets: staff are emailed here (a shared inbox or helpdesk); unset, every active staff account is.
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="")
 
 # I18N -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
