@@ -23,6 +23,7 @@ urlpatterns = [
     path("pricing/", include(pricing_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("settings/privacy/", include("privacy.urls")),
     path("settings/", include((settings_urlpatterns, "settings"))),
     path("billing/", include("billing.urls")),
     path("leads/", include("leads.urls")),

@@ -56,6 +56,7 @@ INSTALLED_APPS = [
     "messaging",
     "integrations",
     "support",
+    "privacy",
 ]
 
 MIDDLEWARE = [
@@ -190,6 +191,8 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Operations: proves beat and a worker are alive (the admin's system health page shows its age).
     "operations-beat-tick": {"task": "leadflow.tasks.record_beat_tick", "schedule": 30},
+    # Privacy: each organization's retention policy (old raw payloads, webhook logs, closed leads).
+    "privacy-apply-retention": {"task": "privacy.tasks.apply_retention", "schedule": crontab(hour=3, minute=15)},
 }
 # Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
 # resolve to private or loopback addresses (never in production: it would let a tenant probe our network).
