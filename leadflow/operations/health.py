@@ -242,6 +242,7 @@ def workers_check() -> Check:
 
 
 def beat_check() -> Check:
+    from django.db.models import Count, Max
     from django_celery_beat.models import PeriodicTask
 
     details = []
@@ -249,11 +250,9 @@ def beat_check() -> Check:
         last_tick = beat_last_tick()
     except Exception as error:
         return Check("Beat", ERROR, f"Tick unreadable: {type(error).__name__}: {error}"[:300])
-    dispatched = (
-        PeriodicTask.objects.filter(enabled=True).order_by("-last_run_at").values_list("last_run_at", flat=True)
-    )
-    last_dispatch = next(iter(dispatched), None)
-    details.append(("Enabled periodic tasks", PeriodicTask.objects.filter(enabled=True).count()))
+    enabled = PeriodicTask.objects.filter(enabled=True).aggregate(count=Count("id"), last=Max("last_run_at"))
+    last_dispatch = enabled["last"]
+    details.append(("Enabled periodic tasks", enabled["count"]))
     details.append(
         (
             "Last dispatch recorded by beat",

@@ -430,6 +430,13 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "InvoiceStatusEnum": "billing.models.InvoiceStatus",
     }
 )
+# Support tickets have a status of their own too.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "SupportTicketStatusEnum": "support.constants.TicketStatus",
+        "SupportTicketCategoryEnum": "support.constants.TicketCategory",
+    }
+)
 
 # Operations -------------------------------------------------------------------------------------------------------
 # Prometheus metrics at /metrics, for a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`; unset, the

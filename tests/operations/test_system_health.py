@@ -11,6 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 from django.utils import timezone
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from billing.models import BillingEvent
 from leadflow.celery import app
@@ -83,9 +84,19 @@ def test_beat_tick_age_comes_from_the_tick_task(operator_client):
     assert status == "error" and "No tick recorded" in beat
 
     record_beat_tick.delay()
-    status, beat = _section(operator_client.get("/admin/operations/health/?refresh=0").content.decode(), "beat")
+    every_minute = IntervalSchedule.objects.create(every=60, period=IntervalSchedule.SECONDS)
+    dispatched = timezone.now() - timedelta(minutes=2)
+    PeriodicTask.objects.create(
+        name="sent", task="leads.tasks.sweep_outbox", interval=every_minute, last_run_at=dispatched
+    )
+    PeriodicTask.objects.create(name="never sent", task="leads.tasks.sweep_outbox", interval=every_minute)
+    response = operator_client.get("/admin/operations/health/?refresh=0")
+    status, beat = _section(response.content.decode(), "beat")
     assert status == "ok"
     assert re.search(r"Last tick [01] s ago", beat), beat
+    details = dict(_checks(response)["Beat"].details)
+    assert details["Enabled periodic tasks"] == 2
+    assert details["Last dispatch recorded by beat"].startswith(f"{dispatched:%Y-%m-%d %H:%M}")
 
 
 def test_error_rates_count_the_last_hour_and_day(operator_client):
