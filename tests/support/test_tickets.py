@@ -80,6 +80,10 @@ def test_staff_reply_in_the_admin_emails_the_customer_and_is_live(
     owner = member_of(organization, Role.OWNER)
     ticket = ticket_open(organization=organization, author=owner, subject="Invoice GSTIN", body="Wrong GSTIN on it.")
     client.force_login(staff)
+    page = client.get(f"/admin/support/supportticket/{ticket.pk}/change/")
+    assert page.status_code == 200 and "Wrong GSTIN on it." in page.content.decode()
+    listing = client.get("/admin/support/supportticket/").content.decode()
+    assert "Invoice GSTIN" in listing and "support" in listing  # whose turn: support's
     with django_capture_on_commit_callbacks(execute=True):
         response = _admin_reply(client, ticket, "Fixed: the next invoice carries the new GSTIN.")
     assert response.status_code == 302, response.content.decode()[:2000]
