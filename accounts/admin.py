@@ -1,5 +1,8 @@
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as BaseUserAdmin
+from django.db.models import OuterRef, Subquery
+
+from billing.models import Subscription, SubscriptionStatus
 
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
 from .services import organization_set_active
@@ -32,22 +35,63 @@ class UserAdmin(BaseUserAdmin):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "slug", "country", "currency", "industry", "is_active", "created_at"]
+    list_display = [
+        "name",
+        "slug",
+        "country",
+        "currency",
+        "industry",
+        "is_active",
+        "subscription_status",
+        "trial_ends_at",
+        "created_at",
+    ]
     list_filter = ["is_active", "country", "currency", "industry"]
     search_fields = ["name", "slug", "tax_id"]
     prepopulated_fields = {"slug": ["name"]}
     inlines = [MembershipInline]
-    actions = ["suspend", "reactivate"]
+    actions = ["extend_trial", "suspend", "reactivate"]
+
+    def get_queryset(self, request):
+        subscriptions = Subscription.objects.unscoped().filter(organization=OuterRef("pk"))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                subscription_status=Subquery(subscriptions.values("status")[:1]),
+                trial_ends_at=Subquery(subscriptions.values("trial_ends_at")[:1]),
+            )
+        )
+
+    @admin.display(description="Subscription", ordering="subscription_status")
+    def subscription_status(self, organization):
+        return SubscriptionStatus(organization.subscription_status).label if organization.subscription_status else "–"
+
+    @admin.display(description="Trial ends", ordering="trial_ends_at")
+    def trial_ends_at(self, organization):
+        return organization.trial_ends_at
+
+    @admin.action(description="Extend the trial of selected organizations")
+    def extend_trial(self, request, queryset):
+        from billing.admin_actions import extend_trials
+
+        return extend_trials(self, request, list(queryset), request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME))
 
     @admin.action(description="Suspend selected organizations")
     def suspend(self, request, queryset):
-        for organization in queryset.filter(is_active=True):
+        suspended = [
             organization_set_active(organization=organization, active=False, actor=request.user, request=request)
+            for organization in queryset.filter(is_active=True)
+        ]
+        self.message_user(request, f"Suspended {len(suspended)} organization(s): pages, API keys and sockets refused.")
 
     @admin.action(description="Reactivate selected organizations")
     def reactivate(self, request, queryset):
-        for organization in queryset.filter(is_active=False):
+        reactivated = [
             organization_set_active(organization=organization, active=True, actor=request.user, request=request)
+            for organization in queryset.filter(is_active=False)
+        ]
+        self.message_user(request, f"Reactivated {len(reactivated)} organization(s).")
 
 
 @admin.register(Membership)

@@ -44,6 +44,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "provider",
         "trial_ends_at",
         "current_period_end",
+        "invoices",
     ]
     list_filter = ["status", "plan", "provider", "currency"]
     search_fields = ["organization__name", "organization__slug", "provider_subscription_id", "provider_customer_id"]
@@ -52,6 +53,19 @@ class SubscriptionAdmin(admin.ModelAdmin):
     # Status changes have side effects (campaigns paused, owners told): they come from providers and beat.
     readonly_fields = ["status", "past_due_since", "suspended_at", "cancelled_at", "provider_event_at"]
     change_list_template = "admin/billing/subscription/change_list.html"
+    actions = ["extend_trial"]
+
+    @admin.action(description="Extend the trial of selected subscriptions")
+    def extend_trial(self, request, queryset):
+        from .admin_actions import extend_trials
+
+        organizations = [subscription.organization for subscription in queryset.select_related("organization")]
+        return extend_trials(self, request, organizations, request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME))
+
+    @admin.display(description="Invoices")
+    def invoices(self, subscription):
+        url = reverse("admin:billing_invoice_changelist") + f"?organization__id__exact={subscription.organization_id}"
+        return format_html('<a href="{}">Invoices</a>', url)
 
     def get_urls(self):
         return [

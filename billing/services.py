@@ -175,3 +175,57 @@ def subscription_portal_url(*, organization, return_url: str) -> str | None:
         return provider_named(subscription.provider).portal_url(subscription=subscription, return_url=return_url)
     except ProviderError as error:
         raise ServiceError(error.message) from error
+
+
+TRIAL_EXTENSION_MAX_DAYS = 90
+
+
+@transaction.atomic
+def subscription_extend_trial(*, organization, days: int, actor=None, request=None) -> Subscription:
+    """Give a trialing workspace ``days`` more (operators, from the admin). A trial that already ran out (past due,
+    or suspended after the grace period) starts again from now, which resumes what the suspension paused. A
+    workspace that has paid, or cancelled, has no trial left to extend."""
+    from accounts.services import audit_record
+    from leadflow.exceptions import ServiceError
+
+    from .lifecycle import subscription_transition
+
+    if not 1 <= days <= TRIAL_EXTENSION_MAX_DAYS:
+        raise ServiceError(f"Extend by 1 to {TRIAL_EXTENSION_MAX_DAYS} days.", field="days")
+    subscription = (
+        Subscription.objects.unscoped()
+        .select_for_update()
+        .select_related("organization", "plan")
+        .filter(organization=organization)
+        .first()
+    )
+    if subscription is None:
+        raise ServiceError(f"{organization} has no subscription (it never finished onboarding).")
+    reopenable = (SubscriptionStatus.TRIALING, SubscriptionStatus.PAST_DUE, SubscriptionStatus.SUSPENDED)
+    if subscription.status not in reopenable or subscription.provider_subscription_id:
+        raise ServiceError(f"{organization} is {subscription.get_status_display().lower()} on a paid plan: no trial.")
+    now = timezone.now()
+    previous_end = subscription.trial_ends_at
+    subscription.trial_ends_at = max(previous_end or now, now) + timedelta(days=days)
+    subscription.save(update_fields=["trial_ends_at", "updated_at"])
+    if subscription.status != SubscriptionStatus.TRIALING:
+        # Back to a trial: the grace period (and its reminders) will start again when the new trial ends.
+        subscription.past_due_since = subscription.suspended_at = subscription.last_reminder_at = None
+        subscription_transition(
+            subscription=subscription, status=SubscriptionStatus.TRIALING, reason="trial extended", actor=actor
+        )
+    audit_record(
+        organization=organization,
+        action="subscription.trial_extended",
+        actor=actor,
+        target=subscription,
+        changes={
+            "trial_ends_at": [
+                previous_end.isoformat() if previous_end else None,
+                subscription.trial_ends_at.isoformat(),
+            ],
+            "days": days,
+        },
+        request=request,
+    )
+    return subscription

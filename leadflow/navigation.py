@@ -14,6 +14,7 @@ SECTIONS = [
     ("Wallets", "billing:wallets", Role.MANAGER, "wallet"),
     ("Integrations", "integrations:list", Role.ADMIN, "plug"),
     ("Billing", "billing:overview", Role.ADMIN, "card"),
+    ("Support", "support:list", Role.VIEWER, "lifebuoy"),
     ("Settings", "settings:profile", Role.VIEWER, "cog"),
 ]
 

@@ -1,15 +1,17 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.urls import settings_urlpatterns
 from billing.urls import pricing_urlpatterns
 
-from . import health
+from . import health, metrics
 
 urlpatterns = [
     path("healthz/", health.healthz, name="healthz"),
     path("readyz/", health.readyz, name="readyz"),
+    # Prometheus scrapes /metrics (no trailing slash by convention); both spellings answer.
+    re_path(r"^metrics/?$", metrics.metrics_view, name="metrics"),
     path("admin/", admin.site.urls),
     path("accounts/", include("allauth.urls")),
     path("api/v1/", include("leadflow.api.urls")),
@@ -21,11 +23,13 @@ urlpatterns = [
     path("pricing/", include(pricing_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("settings/privacy/", include("privacy.urls")),
     path("settings/", include((settings_urlpatterns, "settings"))),
     path("billing/", include("billing.urls")),
     path("leads/", include("leads.urls")),
     path("integrations/", include("integrations.urls")),
     path("campaigns/", include("campaigns.urls")),
     path("portal/", include("campaigns.portal_urls")),
+    path("support/", include("support.urls")),
     path("", include("accounts.urls")),
 ]

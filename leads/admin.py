@@ -1,8 +1,12 @@
 """The operator console's view of leads: read-mostly, with replay for stuck submissions."""
 
+from collections import Counter
+
 from django import forms
 from django.contrib import admin, messages
 from django.db import models
+
+from accounts.services import audit_record
 
 from .constants import SubmissionStatus
 from .intake.pipeline import submission_process
@@ -62,7 +66,7 @@ class LeadAdmin(admin.ModelAdmin):
 @admin.register(InboundSubmission)
 class InboundSubmissionAdmin(admin.ModelAdmin):
     list_display = ["id", "organization", "source", "status", "received_at", "attempts", "lead"]
-    list_filter = ["status", "source"]
+    list_filter = ["status", "source", "received_at"]
     search_fields = ["idempotency_key", "raw_body"]
     raw_id_fields = ["organization", "lead"]
     readonly_fields = [f.name for f in InboundSubmission._meta.fields]
@@ -71,14 +75,29 @@ class InboundSubmissionAdmin(admin.ModelAdmin):
 
     @admin.action(description="Process the selected submissions again")
     def replay(self, request, queryset):
-        done = 0
+        outcomes: dict = {}
         for submission in queryset.exclude(
             status__in=[SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE]
         ).select_related("organization"):
-            submission_process(submission)
-            done += 1
+            outcome = submission_process(submission)
+            replayed = outcomes.setdefault(submission.organization, {})
+            replayed[submission.pk] = outcome.status
+        # One audit entry per organization: which payloads an operator replayed, and what became of them.
+        for organization, replayed in outcomes.items():
+            audit_record(
+                organization=organization,
+                action="submissions.replayed",
+                actor=request.user,
+                changes={"submissions": replayed},
+                request=request,
+            )
+        done = sum(len(replayed) for replayed in outcomes.values())
+        statuses = Counter(status for replayed in outcomes.values() for status in replayed.values())
+        summary = ", ".join(f"{count} {status}" for status, count in sorted(statuses.items())) or "nothing"
         self.message_user(
-            request, f"Reprocessed {done} submission(s); accepted and duplicate ones were skipped.", messages.SUCCESS
+            request,
+            f"Reprocessed {done} submission(s): {summary}; accepted and duplicate ones were skipped.",
+            messages.SUCCESS,
         )
 
 

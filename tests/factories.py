@@ -633,3 +633,30 @@ TENANT_FACTORIES.update(
         UsageRecord: UsageRecordFactory,
     }
 )
+
+
+# Support tickets -----------------------------------------------------------------------------------------------------
+
+from support.models import SupportTicket, TicketMessage  # noqa: E402 - kept with its factories
+
+
+class SupportTicketFactory(TenantFactory):
+    class Meta:
+        model = SupportTicket
+
+    organization = factory.SubFactory(OrganizationFactory)
+    subject = factory.Sequence(lambda n: f"Leads stopped arriving {n}")
+    opened_by = factory.SubFactory(UserFactory)
+
+
+class TicketMessageFactory(TenantFactory):
+    class Meta:
+        model = TicketMessage
+
+    organization = factory.SubFactory(OrganizationFactory)
+    ticket = factory.SubFactory(SupportTicketFactory, organization=factory.SelfAttribute("..organization"))
+    author = factory.SelfAttribute("ticket.opened_by")
+    body = "Since this morning nothing arrives from Facebook."
+
+
+TENANT_FACTORIES.update({SupportTicket: SupportTicketFactory, TicketMessage: TicketMessageFactory})

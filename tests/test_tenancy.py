@@ -40,7 +40,7 @@ from .factories import (
     make_api_key,
 )
 
-PROJECT_APPS = ("accounts", "billing", "leads", "campaigns", "messaging", "integrations")
+PROJECT_APPS = ("accounts", "billing", "leads", "campaigns", "messaging", "integrations", "support", "privacy")
 
 
 # The manager ------------------------------------------------------------------------------------------------------

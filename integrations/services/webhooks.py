@@ -48,6 +48,7 @@ from standardwebhooks.webhooks import Webhook
 
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
+from leadflow.metrics import webhook_attempt_count
 from leadflow.sql import InsertStatement
 
 from ..constants import (
@@ -683,6 +684,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
             for hook in hooks:
                 hook(delivery, attempt)
         _endpoint_succeeded(endpoint, now)
+        webhook_attempt_count(outcome="succeeded")
         return attempt
     retry_in = None
     with transaction.atomic():
@@ -710,6 +712,7 @@ def webhook_delivery_attempt(*, delivery_id: int) -> WebhookAttempt | None:
         )
         if retry_in is not None and retry_in <= COUNTDOWN_AT_MOST:
             _retry_on_commit(delivery.pk, retry_in)
+    webhook_attempt_count(outcome="failed" if retry_in is None else "retrying")
     return attempt
 
 

@@ -56,9 +56,14 @@ INSTALLED_APPS = [
     "campaigns",
     "messaging",
     "integrations",
+    "support",
+    "privacy",
 ]
 
 MIDDLEWARE = [
+    # First: everything below runs with the request id in scope and is counted.
+    "leadflow.logs.RequestIdMiddleware",
+    "leadflow.metrics.MetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -104,6 +109,15 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 # Celery workers (long-lived threads) keep theirs: the Procfile sets DATABASE_CONN_MAX_AGE for them.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DATABASE_CONN_MAX_AGE", default=0)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+# A streaming read replica for reports: code that opts in (leadflow.db_router.reading_from_replica) reads from it;
+# writes, and reads inside a transaction, always go to the primary. Unset, everything reads the primary.
+DATABASE_REPLICA_URL = env("DATABASE_REPLICA_URL", default="")
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = env.db_url_config(DATABASE_REPLICA_URL)
+    DATABASES["replica"].setdefault("OPTIONS", {}).setdefault("options", "-c jit=off")
+    DATABASES["replica"]["ATOMIC_REQUESTS"] = False
+    DATABASES["replica"]["CONN_MAX_AGE"] = DATABASES["default"]["CONN_MAX_AGE"]
+DATABASE_ROUTERS = ["leadflow.db_router.ReplicaRouter"]
 
 # Redis: cache, channel layer and Celery broker. Absent, everything falls back to in-process equivalents.
 REDIS_URL = env("REDIS_URL", default="")
@@ -139,6 +153,8 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # recycled the way Django recycles them around a request (CONN_MAX_AGE, health checks), in leadflow.celery.
 CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# Workers log through Django's LOGGING (JSON, with task ids) instead of Celery's own root handler.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 # Periodic work is declared here, in code; DatabaseScheduler copies it into django-celery-beat's tables at start.
 CELERY_BEAT_SCHEDULE = {
     "accounts-purge-expired-invitations": {
@@ -175,6 +191,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.invoice_metered_usage",
         "schedule": crontab(day_of_month=1, hour=1, minute=0),
     },
+    # Operations: proves beat and a worker are alive (the admin's system health page shows its age).
+    "operations-beat-tick": {"task": "leadflow.tasks.record_beat_tick", "schedule": 30},
+    # Privacy: each organization's retention policy (old raw payloads, webhook logs, closed leads).
+    "privacy-apply-retention": {"task": "privacy.tasks.apply_retention", "schedule": crontab(hour=3, minute=15)},
 }
 # Outbound webhooks: seconds a receiver has to answer (Standard Webhooks suggests 15 to 30), and whether endpoints may
 # resolve to private or loopback addresses (never in production: it would let a tenant probe our network).
@@ -352,6 +372,8 @@ BILLING_OFFLINE_CHECKOUT = env.bool("BILLING_OFFLINE_CHECKOUT", default=True)
 # One-time login links in the welcome email after a checkout, valid this long.
 MAGIC_LINK_TTL_HOURS = env.int("MAGIC_LINK_TTL_HOURS", default=72)
 INVITATION_TTL_DAYS = env.int("INVITATION_TTL_DAYS", default=7)
+# Support tickets: staff are emailed here (a shared inbox or helpdesk); unset, every active staff account is.
+SUPPORT_EMAIL = env("SUPPORT_EMAIL", default="")
 
 # I18N -----------------------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -371,11 +393,24 @@ MEDIA_ROOT = env("MEDIA_ROOT", default=str(BASE_DIR / "media"))
 MEDIA_URL = "media/"
 
 # Logging --------------------------------------------------------------------
+# LOG_FORMAT=json writes one JSON object per line (production's default); every line names its request id or
+# Celery task (leadflow.logs).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"context": {"()": "leadflow.logs.ContextFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(context)s%(message)s"},
+        "json": {"()": "leadflow.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
@@ -431,3 +466,31 @@ CELERY_BEAT_SCHEDULE.update(
         "campaigns-redistribute-leads": {"task": "campaigns.tasks.redistribute_leads", "schedule": 60 * 15},
     }
 )
+# Support tickets have a status of their own too.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "SupportTicketStatusEnum": "support.constants.TicketStatus",
+        "SupportTicketCategoryEnum": "support.constants.TicketCategory",
+    }
+)
+
+# Operations -------------------------------------------------------------------------------------------------------
+# Prometheus metrics at /metrics, for a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`; unset, the
+# endpoint answers 404. Workers on machines without a web process can serve theirs on METRICS_WORKER_PORT.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_ADDRESS = env("METRICS_WORKER_ADDRESS", default="127.0.0.1")
+# Sentry: nothing is sent (the SDK is not even initialized) without a DSN.
+SENTRY_DSN = env("SENTRY_DSN", default="")
+SENTRY_ENVIRONMENT = env("SENTRY_ENVIRONMENT", default=env("DJANGO_ENV", default="dev"))
+SENTRY_RELEASE = env("SENTRY_RELEASE", default="")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", default=0.0)
+if SENTRY_DSN:
+    from leadflow.sentry import sentry_init
+
+    sentry_init(
+        dsn=SENTRY_DSN,
+        environment=SENTRY_ENVIRONMENT,
+        release=SENTRY_RELEASE,
+        traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
+    )

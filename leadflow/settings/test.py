@@ -8,6 +8,9 @@ from .base import env
 DEBUG = False
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/leadflow")}
 DATABASES["default"]["OPTIONS"] = {"options": "-c jit=off"}  # as shipped (base.py)
+# The read-replica router runs in every test, its replica being the test database itself (a mirror: its own
+# connection, so it sees committed rows only, like a real replica).
+DATABASES["replica"] = {**DATABASES["default"], "OPTIONS": {"options": "-c jit=off"}, "TEST": {"MIRROR": "default"}}
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/1")
 # Each pytest run (and each xdist worker) gets its own key space, so parallel runs never see each other.
 _RUN_PREFIX = f"leadflow-test-{os.getpid()}"

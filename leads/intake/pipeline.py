@@ -22,6 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from leadflow.metrics import intake_outcome_count
 from leadflow.sql import InsertStatement, PreparedStatement, execute_prepared
 from leadflow.tenancy.context import organization_scope
 
@@ -148,6 +149,12 @@ def submission_process(
     submission: InboundSubmission, *, payload: Any = None, actor=None, tags: list[str] | None = None
 ) -> IntakeOutcome:
     """Turn a stored submission into a lead (or a duplicate, or field errors). Never raises for bad input."""
+    outcome = _submission_process(submission, payload=payload, actor=actor, tags=tags)
+    intake_outcome_count(source=submission.source, status=outcome.status)
+    return outcome
+
+
+def _submission_process(submission: InboundSubmission, *, payload: Any, actor, tags: list[str] | None) -> IntakeOutcome:
     organization = submission.organization
     with organization_scope(organization):
         try:
