@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from celery import shared_task
 
 # Outbound webhooks -------------------------------------------------------------------------------------------------
@@ -47,17 +49,26 @@ def notify_connection_error(connection_id: int) -> None:
     connection_error_email_send(connection_id=connection_id)
 
 
+# A fetch picked up this soon after it was queued finds no backlog: it handles its lead's events itself.
+HANDLE_HERE_WITHIN_S = 0.05
+
+
 @shared_task(acks_late=True)
-def fetch_facebook_lead(submission_id: int, attempt: int = 0) -> str:
+def fetch_facebook_lead(submission_id: int, attempt: int = 0, queued_at: float | None = None) -> str:
     """Fetch one notified lead from the Graph API and run it through the intake. A failure that may pass is tried
     again after ``FACEBOOK_FETCH_RETRY_DELAYS[attempt]``; after the last, the submission is left failed (replayable).
 
     The next try is a new task carrying its attempt number rather than ``self.retry``: running it twice is harmless
     (the service skips a submission that made its lead), and eager mode (development) runs the same schedule.
+    ``queued_at`` (the sender's clock) tells whether the worker kept up: see ``outbox_handled_in_process``.
     """
+    from leads.services.outbox import outbox_handled_in_process
+
     from .services.inbound import facebook_submission_fetch_and_process
 
-    result = facebook_submission_fetch_and_process(submission_id=submission_id, attempt=attempt)
+    kept_up = queued_at is not None and time.time() - queued_at <= HANDLE_HERE_WITHIN_S
+    with outbox_handled_in_process(enabled=kept_up):
+        result = facebook_submission_fetch_and_process(submission_id=submission_id, attempt=attempt)
     if result.retry_in is not None:
         fetch_facebook_lead.apply_async(
             args=[submission_id], kwargs={"attempt": attempt + 1}, countdown=result.retry_in.total_seconds()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -258,7 +259,7 @@ def facebook_notification_receive(
             # stuck-submission sweep, finishes it); a failed or rejected one is fetched again.
             if created or submission.status in (SubmissionStatus.FAILED, SubmissionStatus.REJECTED):
                 # submission_store committed the row on its own, so the worker finds it.
-                fetch_facebook_lead.delay(submission.pk)
+                fetch_facebook_lead.apply_async((submission.pk,), {"queued_at": time.time()})
                 receipt.queued += 1
     if receipt.unknown_pages:
         logger.info("facebook webhook: leads for pages with no connection: %s", receipt.unknown_pages)

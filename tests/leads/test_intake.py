@@ -444,3 +444,33 @@ def test_intake_prepares_its_statements_again_when_the_connection_lost_them(orga
     second = lead_intake(organization=organization, source="api", payload={"email": "two@example.com"})
     assert first.status == second.status == SubmissionStatus.ACCEPTED
     assert Lead.objects.unscoped().count() == 2
+
+
+def test_a_worker_task_that_kept_up_handles_the_events_it_commits_itself(
+    organization, monkeypatch, django_capture_on_commit_callbacks
+):
+    """A lead created inside a worker task that was not kept waiting (a Facebook fetch) is handled by that process
+    after commit: counted and announced with no task queued for it. Behind a backlog (``enabled=False``), or if
+    handling fails, a task is queued instead."""
+    from leads import tasks
+
+    queued = []
+    monkeypatch.setattr(tasks.handle_outbox_events, "delay", lambda *args: queued.append(args))
+    with outbox.outbox_handled_in_process(), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "inline@example.com"})
+    assert queued == []
+    assert OutboxEvent.objects.unscoped().get(organization=organization).handled_at is not None
+    assert MonthlyLeadUsage.objects.unscoped().get(organization=organization).lead_count == 1
+
+    with outbox.outbox_handled_in_process(enabled=False), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "backlog@example.com"})
+    assert queued == [(organization.pk, "lead.created")]
+    outbox.outbox_handle_pending(organization.pk, "lead.created")
+
+    def broken(*args):
+        raise RuntimeError("handler bug")
+
+    monkeypatch.setattr(outbox, "outbox_handle_pending", broken)
+    with outbox.outbox_handled_in_process(), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "fallback@example.com"})
+    assert queued == [(organization.pk, "lead.created")] * 2
