@@ -6,6 +6,8 @@ import time
 
 from celery import shared_task
 
+from leadflow.celery import PRIORITY_BULK, PRIORITY_NEW_WORK
+
 # Outbound webhooks -------------------------------------------------------------------------------------------------
 
 
@@ -53,7 +55,7 @@ def notify_connection_error(connection_id: int) -> None:
 HANDLE_HERE_WITHIN_S = 0.05
 
 
-@shared_task(acks_late=True)
+@shared_task(acks_late=True, priority=PRIORITY_NEW_WORK)
 def fetch_facebook_lead(submission_id: int, attempt: int = 0, queued_at: float | None = None) -> str:
     """Fetch one notified lead from the Graph API and run it through the intake. A failure that may pass is tried
     again after ``FACEBOOK_FETCH_RETRY_DELAYS[attempt]``; after the last, the submission is left failed (replayable).
@@ -76,7 +78,7 @@ def fetch_facebook_lead(submission_id: int, attempt: int = 0, queued_at: float |
     return result.status
 
 
-@shared_task
+@shared_task(priority=PRIORITY_BULK)
 def sync_facebook_leads() -> int:
     """Beat: pull every connected page's leads created since its last sync (what Meta failed to notify)."""
     from .services.inbound import facebook_connections_sync
@@ -84,7 +86,7 @@ def sync_facebook_leads() -> int:
     return facebook_connections_sync()
 
 
-@shared_task
+@shared_task(priority=PRIORITY_BULK)
 def sync_linkedin_leads() -> int:
     """Beat: pull every LinkedIn connection's form responses submitted since its last sync."""
     from .services.inbound import linkedin_connections_sync

@@ -4,6 +4,13 @@ from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"leadflow.settings.{os.environ.get('DJANGO_ENV', 'dev')}")
 
+# Redis keeps a list per priority step (0, 3, 6, 9) and workers take the lowest step first. Work already under way
+# (a lead's outbox batch, its webhooks, alerts) goes first at the default 0; a new lead's first step (fetching it
+# from the provider) waits behind that, and bulk jobs (imports, syncs, rescoring) behind everything. Under a burst
+# the leads already in flight finish in order instead of every hop queuing behind every newer lead.
+PRIORITY_NEW_WORK = 3
+PRIORITY_BULK = 9
+
 app = Celery("leadflow")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()

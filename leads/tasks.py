@@ -7,6 +7,7 @@ from django.core.mail import send_mail
 from django.utils import timezone
 
 from accounts.models import Organization, User
+from leadflow.celery import PRIORITY_BULK
 from leadflow.tenancy.context import organization_scope
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def drain_all_assignment_queues() -> int:
     return sum(drain_assignment_queue(pk) for pk in ids)
 
 
-@shared_task
+@shared_task(priority=PRIORITY_BULK)
 def rescore_recent_leads(days: int = 8) -> int:
     """Recency points fade: rescore the leads young enough for them to have changed."""
     from .services.rescoring import leads_rescore
@@ -83,7 +84,7 @@ def retry_stuck_submissions() -> int:
     )
 
 
-@shared_task
+@shared_task(priority=PRIORITY_BULK)
 def run_lead_import(import_id: int) -> None:
     from .services.imports import lead_import_run
 

@@ -35,8 +35,9 @@ def _reset_amqp_caches() -> None:
         app.amqp.__dict__.pop(name, None)
 
 
-@pytest.fixture
-def celery_worker_app():
+@contextlib.contextmanager
+def _run_queue():
+    """Tasks sent inside go to a queue of this run's own (no worker consumes it until one is started)."""
     queue = f"leadflow-test-{uuid.uuid4().hex}"
     overrides = {
         "task_always_eager": False,
@@ -49,12 +50,21 @@ def celery_worker_app():
     app.conf.update(overrides)
     _reset_amqp_caches()
     try:
-        with start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20):
-            yield queue
+        yield queue
     finally:
         app.conf.update(saved)
         _reset_amqp_caches()
         _forget_queue(queue)
+
+
+def _worker():
+    return start_worker(app, pool="solo", concurrency=1, perform_ping_check=False, shutdown_timeout=20)
+
+
+@pytest.fixture
+def celery_worker_app():
+    with _run_queue() as queue, _worker():
+        yield queue
 
 
 def _forget_queue(queue: str) -> None:
@@ -103,3 +113,29 @@ def test_worker_sends_the_welcome_email(celery_worker_app, mailoutbox):
     welcome = next(m for m in mail.outbox if "Welcome to LeadFlow" in m.subject)
     assert welcome.to == [user.email]
     assert "Worker Test Co" in welcome.subject
+
+
+_order: list[str] = []
+
+
+@app.task(name="tests.record_run")
+def record_run(label: str) -> None:
+    _order.append(label)
+
+
+def test_work_under_way_runs_before_new_leads_and_bulk_jobs():
+    """Redis priorities: queued in the reverse order, the worker still takes an outbox batch or a webhook first
+    (priority 0), a new lead's fetch next (PRIORITY_NEW_WORK), an import last (PRIORITY_BULK)."""
+    from integrations.tasks import fetch_facebook_lead
+    from leadflow.celery import PRIORITY_BULK, PRIORITY_NEW_WORK
+    from leads.tasks import run_lead_import
+
+    assert fetch_facebook_lead.priority == PRIORITY_NEW_WORK and run_lead_import.priority == PRIORITY_BULK
+    _order.clear()
+    with _run_queue():
+        record_run.apply_async(("import",), priority=PRIORITY_BULK)
+        record_run.apply_async(("fetch",), priority=PRIORITY_NEW_WORK)
+        record_run.apply_async(("webhook",))
+        with _worker():
+            assert _wait_for(lambda: len(_order) == 3)
+    assert _order == ["webhook", "fetch", "import"]
