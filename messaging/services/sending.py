@@ -19,6 +19,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from leadflow.exceptions import ServiceError
+from leadflow.tenancy.context import organization_scope
 
 from ..constants import (
     STATUS_RANK,
@@ -82,8 +83,16 @@ def channel_enabled(messaging_settings, channel: str) -> bool:
     return bool(getattr(messaging_settings, f"{channel}_enabled", False))
 
 
-@transaction.atomic
-def message_send(
+def message_send(*, organization, **kwargs) -> Message:
+    """Queue one message (and send it after commit). Raises ``MessageRefused`` when compliance forbids it.
+
+    ``channel``, and a ``lead``, a ``conversation`` or a ``to`` address; a ``body`` or a ``template``; ``automated``
+    sends wait out quiet hours; ``purpose`` tells lead conversations from team notifications."""
+    with organization_scope(organization), transaction.atomic():
+        return _message_send(organization=organization, **kwargs)
+
+
+def _message_send(
     *,
     organization,
     channel: str,
@@ -98,7 +107,6 @@ def message_send(
     purpose: str = MessagePurpose.CONVERSATION,
     now: datetime | None = None,
 ) -> Message:
-    """Queue one message (and send it after commit). Raises ``MessageRefused`` when compliance forbids it."""
     now = now or timezone.now()
     row = messaging_settings_for(organization.pk)
     if channel not in MessageChannel.values:
@@ -269,6 +277,11 @@ def message_deliver(*, message_id: int) -> str | None:
     message = _claim(message_id, now)
     if message is None:
         return None
+    with organization_scope(message.organization):
+        return _deliver(message, now)
+
+
+def _deliver(message: Message, now: datetime) -> str:
     organization = message.organization
     row = messaging_settings_for(organization.pk)
     opt_out = active_opt_out(organization_id=organization.pk, lead=message.lead, address=message.to_address)

@@ -8,6 +8,7 @@ import hashlib
 import hmac
 import itertools
 import json
+import time
 from urllib.parse import urlencode
 
 import pytest
@@ -122,7 +123,15 @@ def meta_post(client, body: dict, *, secret: str = META_SECRET):
     )
 
 
-def meta_message(*, wamid: str, sender: str = "919812345678", text: str = "Hello", name: str = "Asha Rao") -> dict:
+def meta_message(
+    *,
+    wamid: str,
+    sender: str = "919812345678",
+    text: str = "Hello",
+    name: str = "Asha Rao",
+    timestamp: int | None = None,
+) -> dict:
+    timestamp = int(time.time()) if timestamp is None else timestamp
     return {
         "object": "whatsapp_business_account",
         "entry": [
@@ -139,7 +148,7 @@ def meta_message(*, wamid: str, sender: str = "919812345678", text: str = "Hello
                                 {
                                     "from": sender,
                                     "id": wamid,
-                                    "timestamp": "1764583200",
+                                    "timestamp": str(timestamp),
                                     "type": "text",
                                     "text": {"body": text},
                                 }
