@@ -131,11 +131,15 @@ def step_config_errors(action: str, config: dict, *, organization_id: int) -> di
     return errors
 
 
-@transaction.atomic
 def rule_save(
     *, organization, rule: AutomationRule | None = None, steps: list[dict], actor=None, **fields
 ) -> AutomationRule:
     """Create or replace a rule and its steps (``[{"action", "config"}]`` in order)."""
+    with organization_scope(organization), transaction.atomic():
+        return _rule_save(organization=organization, rule=rule, steps=steps, actor=actor, **fields)
+
+
+def _rule_save(*, organization, rule, steps, actor, **fields) -> AutomationRule:
     from accounts.services import audit_record
 
     if fields.get("trigger") and fields["trigger"] not in AutomationTrigger.values:
@@ -257,6 +261,11 @@ def automations_trigger(*, organization, trigger: str, leads: list[Lead], key: s
     ``key`` names the occurrence: ``created``, ``stage:<event id>``, ``message:<id>`` … A failing lead or rule is
     logged and skipped; it never fails the batch of events it came with.
     """
+    with organization_scope(organization):
+        return _trigger(organization, trigger, leads, key, config_filter)
+
+
+def _trigger(organization, trigger: str, leads: list[Lead], key: str, config_filter) -> int:
     rules = rules_for(organization.pk, trigger)
     started = 0
     for rule in rules:
@@ -278,11 +287,13 @@ def automations_trigger(*, organization, trigger: str, leads: list[Lead], key: s
 
 
 def _execution_start(rule: AutomationRule, lead: Lead, *, key: str) -> AutomationExecution | None:
-    row = AutomationExecution(organization_id=rule.organization_id, rule=rule, lead=lead, trigger_key=key[:120])
-    created = AutomationExecution.objects.unscoped().bulk_create([row], ignore_conflicts=True)
-    if not created or created[0].pk is None:
+    try:
+        with transaction.atomic():
+            return AutomationExecution.objects.unscoped().create(
+                organization_id=rule.organization_id, rule=rule, lead=lead, trigger_key=key[:120]
+            )
+    except IntegrityError:
         return None  # this occurrence started this rule for this lead before
-    return created[0]
 
 
 def _stop_reason(execution: AutomationExecution, rule: AutomationRule, lead: Lead) -> str:
@@ -317,8 +328,8 @@ def execution_run(
     now = now or timezone.now()
     rule = rule or execution.rule
     lead = lead or Lead.objects.unscoped().select_related("stage", "organization", "owner").get(pk=execution.lead_id)
-    steps = sorted(rule.steps.all(), key=lambda step: step.position)
     with organization_scope(lead.organization):
+        steps = sorted(rule.steps.all(), key=lambda step: step.position)
         while execution.next_step < len(steps):
             reason = _stop_reason(execution, rule, lead)
             if reason:

@@ -128,7 +128,7 @@ def template_errors(*, channel: str, body: str, variables: list[str], subject: s
     return errors
 
 
-def _status_for_new_whatsapp_template(organization_id: int) -> str:
+def _status_for_new_whatsapp_template(organization_id: int, provider_template_id: str = "") -> str:
     from ..providers import twilio_configured
     from .channels import messaging_settings_for
 
@@ -138,7 +138,8 @@ def _status_for_new_whatsapp_template(organization_id: int) -> str:
 
         live = bool(meta_access_token(row) and row.meta_business_account_id)
     else:
-        live = twilio_configured()
+        # Twilio approves Content templates on its side: a Content SID pasted here is one it approved.
+        live = twilio_configured() and not provider_template_id
     # With a live provider WhatsApp approves templates (a sync brings the verdict); offline they are usable at once.
     return TemplateStatus.PENDING if live else TemplateStatus.APPROVED
 
@@ -166,7 +167,7 @@ def template_create(*, organization, actor=None, **fields: Any) -> MessageTempla
     ):
         raise ServiceError("A template with this name, channel and language exists.", field="name")
     if fields["channel"] == MessageChannel.WHATSAPP and "status" not in fields:
-        fields["status"] = _status_for_new_whatsapp_template(organization.pk)
+        fields["status"] = _status_for_new_whatsapp_template(organization.pk, fields.get("provider_template_id", ""))
     return MessageTemplate.objects.unscoped().create(organization_id=organization.pk, **fields)
 
 
@@ -184,6 +185,8 @@ def template_update(*, template: MessageTemplate, actor=None, **fields: Any) -> 
         raise ServiceError(messages[0], field=name)
     for name, value in fields.items():
         setattr(template, name, value)
+    if template.channel == MessageChannel.WHATSAPP and template.status == TemplateStatus.PENDING:
+        template.status = _status_for_new_whatsapp_template(template.organization_id, template.provider_template_id)
     template.save()
     return template
 

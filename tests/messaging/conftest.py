@@ -31,7 +31,7 @@ def twilio(settings):
 
     def create(recorded, match):
         form = recorded.form()
-        sid = f"SM{next(sids):032x}"
+        sid = f"SMout{next(sids):029x}"
         return 201, {
             "sid": sid,
             "account_sid": TWILIO_SID,
