@@ -125,11 +125,36 @@ def on_message_received(events) -> None:
 
 @outbox_batch_handler("lead.delivered")
 def on_lead_delivered(events) -> None:
-    leads = _leads(events)
+    """A sale's deliveries were planned: the buyer's portal users hear of the lead, automations may start."""
+    from campaigns.models import BuyerPortalUser
+
+    organization = events[0].organization
+    found = leads_of_events(events)
+    portal_users: dict[int, list] = {}
+    for row in BuyerPortalUser.objects.unscoped().filter(
+        organization_id=organization.pk, buyer_id__in={e.payload.get("buyer_id") for e in events}
+    ).select_related("user"):
+        portal_users.setdefault(row.buyer_id, []).append(row.user)
+    for event in events:
+        lead = found.get(event.payload.get("lead_id"))
+        users = portal_users.get(event.payload.get("buyer_id"), [])
+        if lead is None or not users:
+            continue
+        notify(
+            organization=organization,
+            users=users,
+            event=NotificationEvent.LEAD_DELIVERED,
+            title=f"New lead delivered: {lead.display_name}",
+            body=", ".join(part for part in (lead.city, lead.state) if part),
+            url="/portal/",
+            data={"sale_id": event.payload.get("sale_id")},
+            dedupe_key=f"delivered:{event.payload.get('sale_id')}",
+        )
+    leads = [lead for lead in (found.get(e.payload.get("lead_id")) for e in events) if lead is not None]
     if leads:
         automations_trigger(
-            organization=events[0].organization,
+            organization=organization,
             trigger=AutomationTrigger.LEAD_DELIVERED,
-            leads=leads,
+            leads=list(dict.fromkeys(leads)),
             key="delivered",
         )

@@ -4,15 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('integrations', '0004_webhookendpoint_buyer_purposes'),
+        ("integrations", "0004_webhookendpoint_buyer_purposes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='webhookendpoint',
-            name='purpose',
-            field=models.CharField(choices=[('subscription', 'Organization subscription'), ('buyer_webhook', 'Buyer webhook'), ('buyer_crm', 'Buyer CRM post'), ('automation', 'Automation step')], default='subscription', max_length=16),
+            model_name="webhookendpoint",
+            name="purpose",
+            field=models.CharField(
+                choices=[
+                    ("subscription", "Organization subscription"),
+                    ("buyer_webhook", "Buyer webhook"),
+                    ("buyer_crm", "Buyer CRM post"),
+                    ("automation", "Automation step"),
+                ],
+                default="subscription",
+                max_length=16,
+            ),
         ),
     ]

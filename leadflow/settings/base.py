@@ -340,9 +340,12 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
 BILLING_REMINDER_EVERY_DAYS = env.int("BILLING_REMINDER_EVERY_DAYS", default=2)
 BILLING_TRIAL_REMINDER_DAYS = env.list("BILLING_TRIAL_REMINDER_DAYS", cast=int, default=[3, 1])
-# Where reminders go besides email; the WhatsApp channel logs until the messaging issue provides a sender.
+# Where reminders go besides email: the "whatsapp" channel is messaging's notifications (the bell, and WhatsApp or
+# SMS to each owner's phone as they prefer); billing.notifications.LoggingWhatsAppChannel only logs.
 BILLING_NOTIFICATION_CHANNELS = env.list("BILLING_NOTIFICATION_CHANNELS", default=["email", "whatsapp"])
-BILLING_WHATSAPP_CHANNEL = env("BILLING_WHATSAPP_CHANNEL", default="billing.notifications.LoggingWhatsAppChannel")
+BILLING_WHATSAPP_CHANNEL = env(
+    "BILLING_WHATSAPP_CHANNEL", default="messaging.services.notifications.BillingNoticeChannel"
+)
 # Invoices: who issues them, and tax. India: GST at BILLING_GST_RATE % under SAC BILLING_GST_SAC (CGST + SGST
 # within the supplier's state, IGST across states). Elsewhere: VAT at BILLING_VAT_RATE % (0 with the customer's VAT
 # id: reverse charge).

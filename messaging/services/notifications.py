@@ -20,7 +20,13 @@ from accounts.constants import Role
 from accounts.models import Membership, User
 from leadflow.realtime import publish_to_user
 
-from ..constants import DEFAULT_NOTIFICATION_CHANNELS, MessageChannel, MessagePurpose, NotificationChannel
+from ..constants import (
+    DEFAULT_NOTIFICATION_CHANNELS,
+    MessageChannel,
+    MessagePurpose,
+    NotificationChannel,
+    NotificationEvent,
+)
 from ..models import Notification, NotificationPreference, NotificationProfile
 
 logger = logging.getLogger(__name__)
@@ -60,13 +66,55 @@ def notify(
     dedupe_key: str = "",
     email_subject: str = "",
     email_body: str = "",
+    channels: Iterable[str] | None = None,
 ) -> dict[str, int]:
-    """Tell ``users`` about ``event`` on the channels each wants; returns how many went out per channel."""
+    """Tell ``users`` about ``event`` on the channels each wants (limited to ``channels`` when the caller sends one
+    of them itself, e.g. an app's own email); returns how many went out per channel."""
+    allowed = set(channels) if channels is not None else set(NotificationChannel.values)
     users = [user for user in dict.fromkeys(users) if user is not None and user.is_active]
     sent = dict.fromkeys(NotificationChannel.values, 0)
     if not users:
         return sent
     preferences = preferences_of(organization_id=organization.pk, user_ids=[u.pk for u in users])
+    original_wants = wants
+
+    def wants_here(preferences, *, user_id, event, channel):
+        return channel in allowed and original_wants(preferences, user_id=user_id, event=event, channel=channel)
+
+    _notify_users(
+        organization,
+        users,
+        preferences,
+        wants_here,
+        sent,
+        event=event,
+        title=title,
+        body=body,
+        url=url,
+        data=data,
+        dedupe_key=dedupe_key,
+        email_subject=email_subject,
+        email_body=email_body,
+    )
+    return sent
+
+
+def _notify_users(
+    organization,
+    users,
+    preferences,
+    wants,
+    sent,
+    *,
+    event,
+    title,
+    body,
+    url,
+    data,
+    dedupe_key,
+    email_subject,
+    email_body,
+) -> None:
     with transaction.atomic():
         for user in users:
             if (
@@ -115,7 +163,42 @@ def notify(
             for channel in (NotificationChannel.SMS, NotificationChannel.WHATSAPP):
                 if wants(preferences, user_id=user.pk, event=event, channel=channel):
                     sent[channel] += _team_message(organization, user, channel, f"{title}. {body}".strip(" ."))
-    return sent
+
+
+def users_wanting(*, organization_id: int, users: Iterable[User], event: str, channel: str) -> list[User]:
+    """Those of ``users`` who want ``event`` on ``channel`` (for apps that send that channel's message themselves)."""
+    users = list(users)
+    preferences = preferences_of(organization_id=organization_id, user_ids=[u.pk for u in users])
+    return [u for u in users if wants(preferences, user_id=u.pk, event=event, channel=channel)]
+
+
+class BillingNoticeChannel:
+    """``BILLING_WHATSAPP_CHANNEL``: billing's notices to owners as notifications — in the app (the bell) and by
+    WhatsApp or SMS to each owner's phone as they prefer (billing emails them itself). Returns how many WhatsApp
+    messages were queued."""
+
+    name = "whatsapp"
+    SKIPPED = ("invoice_paid", "checkout_welcome")
+
+    def send(self, *, organization, recipients: list[User], notice) -> int:
+        if notice.template in self.SKIPPED:
+            return 0
+        result = notify(
+            organization=organization,
+            users=recipients,
+            event=NotificationEvent.PAYMENT_FAILED,
+            title=notice.subject,
+            url="/billing/",
+            channels=[NotificationChannel.IN_APP, NotificationChannel.SMS, NotificationChannel.WHATSAPP],
+        )
+        if not result[NotificationChannel.WHATSAPP]:
+            logger.info(
+                "whatsapp channel: billing notice %r for organization %s reached no owner's phone (%d owner(s))",
+                notice.subject,
+                organization.pk,
+                len(recipients),
+            )
+        return result[NotificationChannel.WHATSAPP]
 
 
 def _email_text(title: str, body: str, url: str) -> str:
@@ -235,3 +318,49 @@ def preferences_set(*, organization, user, choices: dict[tuple[str, str], bool],
         NotificationProfile.objects.unscoped().update_or_create(
             organization_id=organization.pk, user=user, defaults={"phone": phone}
         )
+
+
+def _owners_and_admins(organization_id: int, roles=(Role.OWNER, Role.ADMIN)) -> list[User]:
+    return members_with_roles(organization_id, roles)
+
+
+def low_wallet_notify(*, buyer, title: str, url: str) -> list[str]:
+    """A buyer's wallet fell below its threshold: notify the owners and admins; returns the addresses that want
+    campaigns' own email about it."""
+    admins = _owners_and_admins(buyer.organization_id)
+    notify(
+        organization=buyer.organization,
+        users=admins,
+        event=NotificationEvent.LOW_WALLET,
+        title=title,
+        body="When it cannot pay for a lead, the buyer stops receiving leads until it is topped up.",
+        url=url,
+        data={"buyer_id": buyer.pk},
+        channels=[NotificationChannel.IN_APP, NotificationChannel.SMS, NotificationChannel.WHATSAPP],
+    )
+    wanted = users_wanting(
+        organization_id=buyer.organization_id, users=admins, event=NotificationEvent.LOW_WALLET, channel="email"
+    )
+    return [user.email for user in wanted]
+
+
+def integration_error_notify(*, connection, url: str) -> list[str]:
+    """A connection turned to error: notify the owners; returns the addresses that want the integration email."""
+    owners = _owners_and_admins(connection.organization_id, roles=(Role.OWNER,))
+    notify(
+        organization=connection.organization,
+        users=owners,
+        event=NotificationEvent.INTEGRATION_ERROR,
+        title=f"Integration needs attention: {connection.name}",
+        body=connection.last_error[:300],
+        url=url,
+        data={"connection_id": connection.pk},
+        channels=[NotificationChannel.IN_APP, NotificationChannel.SMS, NotificationChannel.WHATSAPP],
+    )
+    wanted = users_wanting(
+        organization_id=connection.organization_id,
+        users=owners,
+        event=NotificationEvent.INTEGRATION_ERROR,
+        channel="email",
+    )
+    return [user.email for user in wanted]
