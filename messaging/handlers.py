@@ -131,9 +131,11 @@ def on_lead_delivered(events) -> None:
     organization = events[0].organization
     found = leads_of_events(events)
     portal_users: dict[int, list] = {}
-    for row in BuyerPortalUser.objects.unscoped().filter(
-        organization_id=organization.pk, buyer_id__in={e.payload.get("buyer_id") for e in events}
-    ).select_related("user"):
+    for row in (
+        BuyerPortalUser.objects.unscoped()
+        .filter(organization_id=organization.pk, buyer_id__in={e.payload.get("buyer_id") for e in events})
+        .select_related("user")
+    ):
         portal_users.setdefault(row.buyer_id, []).append(row.user)
     for event in events:
         lead = found.get(event.payload.get("lead_id"))

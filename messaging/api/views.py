@@ -394,6 +394,7 @@ class NotificationsView(OrganizationScopedMixin, APIView):
     `{"ids": [...]}` (or nothing, for all) marks them read."""
 
     queryset = Notification.objects
+    action = None  # the base's role lookup reads it (these are not viewsets)
     read_role = Role.VIEWER
     write_role = Role.VIEWER
     read_scope = None
@@ -429,6 +430,7 @@ class NotificationPreferencesView(OrganizationScopedMixin, APIView):
     """The caller's choice for every event and channel (defaults included); PUT a list to change some."""
 
     queryset = Notification.objects
+    action = None  # the base's role lookup reads it (these are not viewsets)
     read_role = Role.VIEWER
     write_role = Role.VIEWER
     read_scope = None
@@ -468,6 +470,7 @@ class MessagingSettingsView(OrganizationScopedMixin, APIView):
     """The organization's channels, numbers, quiet hours, speed-to-lead target and AI budget (admins change them)."""
 
     queryset = Notification.objects
+    action = None
     read_role = Role.MANAGER
     write_role = Role.ADMIN
 
