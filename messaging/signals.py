@@ -7,9 +7,22 @@ import json
 
 from anymail.signals import inbound, tracking
 from django.db import transaction
+from django.db.models.signals import post_save
 from django.dispatch import receiver
 
+from accounts.models import Organization
 from accounts.signals_organization import organization_created
+
+from .models import MessagingSettings
+
+
+@receiver(post_save, sender=MessagingSettings)
+@receiver(post_save, sender=Organization)
+def forget_cached_settings(sender, **kwargs):
+    """Settings (or an organization suspended) saved anywhere are read afresh by this process's next message."""
+    from .services.channels import messaging_settings_forget
+
+    messaging_settings_forget()
 
 
 @receiver(organization_created)

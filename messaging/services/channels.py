@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -10,6 +11,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from integrations.crypto import decrypt_json, encrypt_json
+from leadflow.caching import ProcessCache
 from leadflow.exceptions import ServiceError
 from leads.intake.normalize import NormalizationError, normalize_phone
 
@@ -39,7 +41,24 @@ EDITABLE_FIELDS = (
 PHONE_FIELDS = ("twilio_sms_from", "twilio_whatsapp_from")
 
 
+# Read for every send and every inbound message, changed rarely: each process keeps a row for a few seconds; a save
+# is seen at once by the process that made it (``messaging.signals``) and within this time by the others.
+_by_organization: ProcessCache[MessagingSettings] = ProcessCache(seconds=10)
+_by_number: ProcessCache[MessagingSettings] = ProcessCache(seconds=10)
+
+
+def messaging_settings_forget() -> None:
+    _by_organization.forget()
+    _by_number.forget()
+
+
 def messaging_settings_for(organization_id: int) -> MessagingSettings:
+    """The organization's settings (made on first use), as read at most a few seconds ago."""
+    found = _by_organization.get(organization_id, lambda: _settings_row(organization_id))
+    return copy.copy(found)
+
+
+def _settings_row(organization_id: int) -> MessagingSettings:
     found = MessagingSettings.objects.unscoped().filter(organization_id=organization_id).first()
     if found is not None:
         return found
@@ -61,12 +80,16 @@ def settings_for_twilio_number(to: str) -> MessagingSettings | None:
     number = to.removeprefix("whatsapp:")
     if not number:
         return None
-    return (
-        MessagingSettings.objects.unscoped()
-        .select_related("organization")
-        .filter(organization__is_active=True, **{field: number})
-        .first()
+    found = _by_number.get(
+        (field, number),
+        lambda: (
+            MessagingSettings.objects.unscoped()
+            .select_related("organization")
+            .filter(organization__is_active=True, **{field: number})
+            .first()
+        ),
     )
+    return copy.copy(found) if found is not None else None
 
 
 def settings_for_meta_phone_id(phone_number_id: str) -> MessagingSettings | None:
@@ -90,7 +113,7 @@ def messaging_settings_update(
     unknown = set(fields) - set(EDITABLE_FIELDS)
     if unknown:
         raise TypeError(f"unknown messaging settings: {sorted(unknown)}")
-    row = messaging_settings_for(organization.pk)
+    row = _settings_row(organization.pk)
     for name in PHONE_FIELDS:
         if fields.get(name):
             try:
