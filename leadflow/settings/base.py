@@ -478,3 +478,12 @@ CELERY_BEAT_SCHEDULE.update(
         "messaging-daily-summaries": {"task": "messaging.tasks.send_daily_summaries", "schedule": crontab(minute=5)},
     }
 )
+# Messaging: one enum per meaning in the API schema (usage records meter webhooks too; templates have channels).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "UsageChannelEnum": "messaging.constants.Channel",
+        "MessageChannelEnum": "messaging.constants.MessageChannel",
+        "NotificationChannelEnum": "messaging.constants.NotificationChannel",
+        "AutomationActionEnum": "messaging.constants.AutomationAction",
+    }
+)

@@ -123,16 +123,16 @@ class MessageSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class ReplySerializer(serializers.Serializer):
+class ConversationReplySerializer(serializers.Serializer):
     body = serializers.CharField(required=False, allow_blank=True, default="")
     template = serializers.PrimaryKeyRelatedField(queryset=MessageTemplate.objects, required=False, allow_null=True)
 
 
-class AssignSerializer(serializers.Serializer):
+class ConversationAssignSerializer(serializers.Serializer):
     assignee = serializers.IntegerField(allow_null=True)
 
 
-class SendSerializer(serializers.Serializer):
+class MessageSendSerializer(serializers.Serializer):
     """A message to a lead that may have no conversation yet."""
 
     lead = serializers.IntegerField()
@@ -201,25 +201,25 @@ class TemplatePreviewSerializer(serializers.Serializer):
 # Automations ---------------------------------------------------------------------------------------------------------
 
 
-class ConditionSerializer(serializers.Serializer):
+class AutomationConditionSerializer(serializers.Serializer):
     field = serializers.CharField()
     operator = serializers.ChoiceField(choices=RuleOperator.choices)
     value = serializers.CharField(required=False, allow_blank=True, default="")
 
 
-class ConditionsSerializer(serializers.Serializer):
+class AutomationConditionsSerializer(serializers.Serializer):
     match = serializers.ChoiceField(choices=["all", "any"], default="all")
-    rules = ConditionSerializer(many=True, required=False, default=list)
+    rules = AutomationConditionSerializer(many=True, required=False, default=list)
 
 
-class StepSerializer(serializers.Serializer):
+class AutomationStepSerializer(serializers.Serializer):
     action = serializers.ChoiceField(choices=AutomationAction.choices)
     config = serializers.DictField(required=False, default=dict)
 
 
 class AutomationRuleSerializer(serializers.ModelSerializer):
-    conditions = ConditionsSerializer(required=False)
-    steps = StepSerializer(many=True)
+    conditions = AutomationConditionsSerializer(required=False)
+    steps = AutomationStepSerializer(many=True)
     trigger = serializers.ChoiceField(choices=AutomationTrigger.choices)
 
     class Meta:
@@ -290,7 +290,7 @@ class NotificationSerializer(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PreferenceSerializer(serializers.Serializer):
+class NotificationPreferenceSerializer(serializers.Serializer):
     event = serializers.ChoiceField(choices=NotificationEvent.choices)
     channel = serializers.ChoiceField(choices=NotificationChannel.choices)
     enabled = serializers.BooleanField()

@@ -142,11 +142,11 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         conversation = self.get_object()
         return Response(s.MessageSerializer(selectors.thread_messages(conversation), many=True).data)
 
-    @extend_schema(request=s.ReplySerializer, responses={201: s.MessageSerializer})
+    @extend_schema(request=s.ConversationReplySerializer, responses={201: s.MessageSerializer})
     @action(detail=True, methods=["post"])
     def reply(self, request, pk=None):
         conversation = self.get_object()
-        serializer = s.ReplySerializer(data=request.data)
+        serializer = s.ConversationReplySerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         message = message_send(
             organization=request.organization,
@@ -158,11 +158,11 @@ class ConversationViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Orga
         )
         return Response(s.MessageSerializer(message).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=s.AssignSerializer, responses=s.ConversationSerializer)
+    @extend_schema(request=s.ConversationAssignSerializer, responses=s.ConversationSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
         conversation = self.get_object()
-        serializer = s.AssignSerializer(data=request.data)
+        serializer = s.ConversationAssignSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         user_id = serializer.validated_data["assignee"]
         assignee = User.objects.filter(pk=user_id).first() if user_id else None
@@ -219,10 +219,10 @@ class MessageViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, Organizat
             queryset = queryset.filter(conversation__in=visible)
         return queryset.order_by("-created_at", "-id")
 
-    @extend_schema(request=s.SendSerializer, responses={201: s.MessageSerializer})
+    @extend_schema(request=s.MessageSendSerializer, responses={201: s.MessageSerializer})
     @action(detail=False, methods=["post"])
     def send(self, request):
-        serializer = s.SendSerializer(data=request.data)
+        serializer = s.MessageSendSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         lead = leads_visible_to(request.membership).filter(pk=serializer.validated_data["lead"]).first()
         if lead is None:
@@ -389,12 +389,18 @@ class OptOutViewSet(
 # not router viewsets: a member's notifications are theirs alone (tested in tests/messaging/test_api.py).
 
 
-class NotificationsView(OrganizationScopedMixin, APIView):
+class MemberScopedView(OrganizationScopedMixin, APIView):
+    """The organization-scoped base for plain API views (no viewset actions: one role for reads, one for writes)."""
+
+    def required_role(self, is_read: bool) -> str:
+        return self.read_role if is_read else self.write_role
+
+
+class NotificationsView(MemberScopedView):
     """The caller's notifications, newest first (`?unread=1` for the unread), with the unread count; POST
     `{"ids": [...]}` (or nothing, for all) marks them read."""
 
     queryset = Notification.objects
-    action = None  # the base's role lookup reads it (these are not viewsets)
     read_role = Role.VIEWER
     write_role = Role.VIEWER
     read_scope = None
@@ -426,11 +432,10 @@ class NotificationsView(OrganizationScopedMixin, APIView):
         )
 
 
-class NotificationPreferencesView(OrganizationScopedMixin, APIView):
+class NotificationPreferencesView(MemberScopedView):
     """The caller's choice for every event and channel (defaults included); PUT a list to change some."""
 
     queryset = Notification.objects
-    action = None  # the base's role lookup reads it (these are not viewsets)
     read_role = Role.VIEWER
     write_role = Role.VIEWER
     read_scope = None
@@ -450,13 +455,15 @@ class NotificationPreferencesView(OrganizationScopedMixin, APIView):
             for channel in NotificationChannel.values
         ]
 
-    @extend_schema(responses=s.PreferenceSerializer(many=True))
+    @extend_schema(responses=s.NotificationPreferenceSerializer(many=True))
     def get(self, request):
         return Response(self._current(request))
 
-    @extend_schema(request=s.PreferenceSerializer(many=True), responses=s.PreferenceSerializer(many=True))
+    @extend_schema(
+        request=s.NotificationPreferenceSerializer(many=True), responses=s.NotificationPreferenceSerializer(many=True)
+    )
     def put(self, request):
-        serializer = s.PreferenceSerializer(data=request.data, many=True)
+        serializer = s.NotificationPreferenceSerializer(data=request.data, many=True)
         serializer.is_valid(raise_exception=True)
         preferences_set(
             organization=request.organization,
@@ -466,11 +473,10 @@ class NotificationPreferencesView(OrganizationScopedMixin, APIView):
         return Response(self._current(request))
 
 
-class MessagingSettingsView(OrganizationScopedMixin, APIView):
+class MessagingSettingsView(MemberScopedView):
     """The organization's channels, numbers, quiet hours, speed-to-lead target and AI budget (admins change them)."""
 
     queryset = Notification.objects
-    action = None
     read_role = Role.MANAGER
     write_role = Role.ADMIN
 
