@@ -105,7 +105,8 @@ def template_stats(templates) -> dict:
         Message.objects.filter(template__in=list(templates), direction=Direction.OUTBOUND)
         .values("template_id", "template_variant_id")
         .annotate(
-            sent=Count("id", filter=~models_q(status=MessageStatus.QUEUED) & ~models_q(status=MessageStatus.FAILED)),
+            # Handed to the provider (Twilio's "queued" included), failed ones only if a provider took them.
+            sent=Count("id", filter=models_q(submitted_at__isnull=False)),
             delivered=Count("id", filter=models_q(status__in=[MessageStatus.DELIVERED, MessageStatus.READ])),
             replied=Count("id", filter=models_q(replied_at__isnull=False)),
             total=Count("id"),

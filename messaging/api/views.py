@@ -408,7 +408,12 @@ class NotificationsView(MemberScopedView):
 
     @extend_schema(responses=s.NotificationSerializer(many=True))
     def get(self, request):
-        queryset = self.get_queryset().filter(user=request.user).order_by("-created_at", "-id")
+        queryset = (
+            self.get_queryset()
+            .filter(user=request.user)
+            .exclude(data__contains={"in_app": False})
+            .order_by("-created_at", "-id")
+        )
         if request.query_params.get("unread") in ("1", "true"):
             queryset = queryset.filter(read_at__isnull=True)
         return Response(

@@ -108,7 +108,7 @@ def provider_event_process(*, event_id: int) -> str:
     return outcome
 
 
-def _event_mark(event: ProviderEvent, status: str, *, error: str = "", organization_id: int | None = None) -> None:
+def _event_mark(event: ProviderEvent, status: str, *, error: str = "") -> None:
     update: dict[str, Any] = {
         "status": status,
         "error": error[:2000],

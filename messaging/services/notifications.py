@@ -125,7 +125,8 @@ def _notify_users(
             ):
                 continue
             notification = None
-            if wants(preferences, user_id=user.pk, event=event, channel=NotificationChannel.IN_APP) or dedupe_key:
+            in_app = wants(preferences, user_id=user.pk, event=event, channel=NotificationChannel.IN_APP)
+            if in_app or dedupe_key:
                 try:
                     with transaction.atomic():
                         notification = Notification.objects.unscoped().create(
@@ -135,12 +136,10 @@ def _notify_users(
                             title=title[:200],
                             body=body,
                             url=url[:500],
-                            data=data or {},
+                            data={**(data or {}), **({} if in_app else {"in_app": False})},
                             dedupe_key=dedupe_key[:120],
                             # Kept only to remember it was sent when the member does not want it in the app.
-                            read_at=None
-                            if wants(preferences, user_id=user.pk, event=event, channel=NotificationChannel.IN_APP)
-                            else timezone.now(),
+                            read_at=None if in_app else timezone.now(),
                         )
                 except IntegrityError:
                     continue  # the same notice, made at the same moment by another worker
@@ -250,22 +249,18 @@ def _team_message(organization, user: User, channel: str, text: str) -> int:
             )
             return 0
     try:
-        message = message_send(
+        message_send(
             organization=organization,
             channel=channel,
             to=phone,
             body=text[:1500],
             template=template,
+            template_variables=[text[:1000]] if template is not None else None,  # its one variable: the notice
             purpose=MessagePurpose.NOTIFICATION,
         )
     except MessageRefused as refused:
         logger.info("notice to %s by %s refused: %s", user.pk, channel, refused.message)
         return 0
-    if template is not None:
-        # The template's one variable is the notice itself.
-        message.template_variables = [text[:1000]]
-        message.body = text[:1500]
-        message.save(update_fields=["template_variables", "body"])
     return 1
 
 

@@ -10,11 +10,11 @@ task) claims the message, checks the opt-outs again, calls the provider, records
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -34,9 +34,9 @@ from ..models import Conversation, Message, MessageTemplate
 from ..providers import OutboundMessage, SendError, conversation_provider
 from .channels import messaging_settings_for, quiet_hours_end
 from .compliance import active_opt_out, address_normalize, opt_out_record, unsubscribe_token, whatsapp_window_open
-from .conversations import conversation_for, publish_conversation, publish_message
+from .conversations import conversation_for, publish_message
 from .metering import usage_record
-from .templates import template_pick_variant, template_render
+from .templates import render_numbered, template_pick_variant, template_render
 
 logger = logging.getLogger(__name__)
 
@@ -69,12 +69,6 @@ class MessageRefused(ServiceError):
     """Compliance says no: opted out, outside the WhatsApp window, a template not approved, a channel off."""
 
 
-@dataclass(frozen=True)
-class Destination:
-    channel: str
-    address: str
-
-
 def lead_destination(lead, channel: str) -> str:
     return lead.email if channel == MessageChannel.EMAIL else lead.phone
 
@@ -102,6 +96,7 @@ def _message_send(
     body: str = "",
     subject: str = "",
     template: MessageTemplate | None = None,
+    template_variables: list[str] | None = None,
     actor=None,
     automated: bool = False,
     purpose: str = MessagePurpose.CONVERSATION,
@@ -146,6 +141,10 @@ def _message_send(
             )
         variant = template_pick_variant(template)
         rendered = template_render(template, lead, variant=variant)
+        if template_variables is not None and channel == MessageChannel.WHATSAPP:
+            # The caller fills the numbered variables itself (a team notice is its one variable).
+            rendered.variables = [str(value) for value in template_variables]
+            rendered.body = render_numbered(template.body, rendered.variables)
         body, subject = rendered.body, rendered.subject or subject
     else:
         variant, rendered = None, None
@@ -449,7 +448,7 @@ def messages_send_due(*, limit: int = 500) -> int:
     due = list(
         Message.objects.unscoped()
         .filter(status=MessageStatus.QUEUED, submitted_at__isnull=True, direction=Direction.OUTBOUND)
-        .filter(models_q_due(now))
+        .filter(_due(now))
         .order_by("send_after", "id")
         .values_list("pk", flat=True)[:limit]
     )
@@ -460,12 +459,6 @@ def messages_send_due(*, limit: int = 500) -> int:
     return len(due)
 
 
-def models_q_due(now: datetime):
-    from django.db.models import Q
-
-    # Never-claimed messages older than a minute (their task was lost) and those whose wait ended.
+def _due(now: datetime) -> Q:
+    # Those whose wait ended, and never-claimed ones older than a minute (their task was lost).
     return Q(send_after__lte=now) | Q(send_after__isnull=True, created_at__lte=now - timedelta(minutes=1))
-
-
-def publish_conversation_later(conversation: Conversation) -> None:
-    publish_conversation(conversation)

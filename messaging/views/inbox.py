@@ -39,8 +39,10 @@ class InboxMixin(OrganizationRequiredMixin):
         conversations = selectors.inbox_conversations(
             membership=self.request.membership, view=view, channel=channel, q=q
         )[:100]
+        current = params.get("current") or params.get("c") or ""
         return {
             "conversations": conversations,
+            "current_id": int(current) if current.isdigit() else None,
             "selected": {"view": view, "channel": channel, "q": q},
             "views": [
                 ("", "All open"),

@@ -26,7 +26,11 @@ class NotificationListView(OrganizationRequiredMixin, View):
     required_role = Role.VIEWER
 
     def get(self, request):
-        notifications = Notification.objects.filter(user=request.user).order_by("-created_at")[:100]
+        notifications = (
+            Notification.objects.filter(user=request.user)
+            .exclude(data__contains={"in_app": False})
+            .order_by("-created_at")[:100]
+        )
         return render(request, "messaging/pages/notifications.html", {"notifications": notifications})
 
 

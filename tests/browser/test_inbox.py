@@ -110,12 +110,25 @@ class _Daphne:
         self.process.join()
 
 
+def _fresh_child() -> None:
+    """In daphne's child: what the parent's async tests left is dropped, so the child makes its own — asgiref's
+    thread for thread-sensitive sync calls (forked without its thread, it would never run one) and the channel
+    layer (its Redis pools bound to the parent's event loops)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import SyncToAsync
+    from channels.layers import channel_layers
+
+    SyncToAsync.single_thread_executor = ThreadPoolExecutor(max_workers=1)
+    channel_layers.backends.clear()
+
+
 def _start_daphne(settings) -> _Daphne:
     from daphne.testing import DaphneProcess
 
     settings.ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver"]
     connections.close_all()
-    process = DaphneProcess("127.0.0.1", partial(_application))
+    process = DaphneProcess("127.0.0.1", partial(_application), setup=_fresh_child)
     process.start()
     assert process.ready.wait(timeout=20), "daphne did not start"
     # Twilio signs the public URL; the child's SITE_URL (read when it forked) is another host, so this also proves

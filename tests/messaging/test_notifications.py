@@ -190,3 +190,14 @@ def test_the_daily_summary_is_emailed_once_at_the_digest_hour(
     assert "1 new leads yesterday" in email.subject
     with freeze_time("2026-12-02 04:35:00"):
         assert daily_summaries_send() == 0  # 10:05 there: not the hour
+
+
+def test_a_notice_not_wanted_in_the_app_is_only_remembered_for_its_dedupe_key(client, organization):
+    agent = member_of(organization, Role.AGENT)
+    preferences_set(organization=organization, user=agent, choices={("sla_breached", "in_app"): False})
+    notify(organization=organization, users=[agent], event="sla_breached", title="Late lead", dedupe_key="sla:9")
+    notify(organization=organization, users=[agent], event="sla_breached", title="Late lead", dedupe_key="sla:9")
+    assert Notification.objects.unscoped().filter(user=agent).count() == 1
+    client.force_login(agent)
+    assert "Late lead" not in client.get("/notifications/").content.decode()
+    assert client.get("/notifications/bell/").content == b""
