@@ -245,6 +245,9 @@ def _outbound(message: Message, messaging_settings, provider_name: str) -> Outbo
         link = settings.SITE_URL + reverse("messaging:unsubscribe", args=[token])
         headers = {"List-Unsubscribe": f"<{link}>", "List-Unsubscribe-Post": "List-Unsubscribe=One-Click"}
         body = f"{body.rstrip()}\n\n--\nNo more emails from {message.organization.name}: {link}\n"
+        if messaging_settings.email_reply_domain:
+            # Replies come back through the ESP's inbound webhook, which knows the workspace by this domain.
+            headers["Reply-To"] = f"inbox@{messaging_settings.email_reply_domain}"
     from_address = {
         MessageChannel.SMS: messaging_settings.twilio_sms_from,
         MessageChannel.WHATSAPP: messaging_settings.twilio_whatsapp_from,

@@ -179,10 +179,15 @@ def test_stop_by_sms_is_honored_on_every_channel_and_start_lifts_it(
     assert LeadActivity.objects.unscoped().filter(lead=lead, kind="opted_in").exists()
 
 
-def test_emails_carry_an_unsubscribe_link_that_opts_out(organization, lead, django_capture_on_commit_callbacks):
+def test_emails_carry_an_unsubscribe_link_that_opts_out(
+    organization, lead, channels, django_capture_on_commit_callbacks
+):
+    channels.email_reply_domain = "reply.acme.example"
+    channels.save()
     with django_capture_on_commit_callbacks(execute=True):
         message_send(organization=organization, channel="email", lead=lead, body="Hello Asha", subject="Your enquiry")
     [email] = mail.outbox
+    assert email.extra_headers["Reply-To"] == "inbox@reply.acme.example"  # replies reach the inbound webhook
     link = email.extra_headers["List-Unsubscribe"].strip("<>")
     assert link in email.body
     path = link.split("localhost:8000", 1)[-1] if "localhost:8000" in link else "/" + link.split("/", 3)[-1]
