@@ -330,3 +330,22 @@ def test_anymail_inbound_email_becomes_a_message(
         "Is parking included?",
     )
     assert Lead.objects.unscoped().get().email == "asha@example.com"
+
+
+def test_the_admin_replays_a_stored_event(client, twilio, channels, organization, django_capture_on_commit_callbacks):
+    from django.contrib.auth import get_user_model
+
+    with django_capture_on_commit_callbacks(execute=True):
+        twilio_post(client, MESSAGES, inbound_sms())
+    event = ProviderEvent.objects.unscoped().get()
+    Message.objects.unscoped().all().delete()
+    ProviderEvent.objects.unscoped().filter(pk=event.pk).update(status="failed")
+    staff = get_user_model().objects.create_superuser(email="ops@leadflow.local", password="x-long-password")
+    client.force_login(staff)
+    assert client.get("/admin/messaging/providerevent/").status_code == 200
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            "/admin/messaging/providerevent/", {"action": "process_again", "_selected_action": [event.pk]}
+        )
+    assert response.status_code == 302
+    assert Message.objects.unscoped().get().body == "Hi, is the 2BHK still available?"
