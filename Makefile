@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution bench-messaging
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
@@ -71,3 +71,10 @@ bench-speed-to-lead: deps
 bench-distribution: deps
 	@bash scripts/ensure_services.sh
 	$(PY) -m bench.distribution
+
+# Conversations: signed Twilio webhooks at 50/s → the message event on an open inbox websocket (daphne), and new
+# leads → the instant welcome reaching a Twilio stand-in; checked for lost and repeated. Writes bench/messaging.json.
+# MSG_SECONDS=10 WELCOME_SECONDS=10 for a quick run; README § Benchmarks lists the other knobs.
+bench-messaging: deps
+	@bash scripts/ensure_services.sh
+	$(PY) -m bench.messaging

@@ -27,6 +27,7 @@ from leadflow.tenancy.context import organization_scope
 from . import tasks
 from .constants import ROLE_RANK, ApiKeyScope, Role
 from .models import ApiKey, AuditEvent, Invitation, Membership, Organization, User
+from .signals_organization import organization_created
 
 ORGANIZATION_EDITABLE_FIELDS = (
     "name",
@@ -134,6 +135,7 @@ def organization_create(
     audit_record(
         organization=organization, action="organization.created", actor=owner, target=organization, request=request
     )
+    organization_created.send(sender=Organization, organization=organization)
     if welcome_email:
         transaction.on_commit(lambda: tasks.send_welcome_email.delay(owner.pk, organization.pk))
     return organization

@@ -40,12 +40,18 @@ def low_balance_email_send(*, buyer_id: int) -> int:
     wallet = Wallet.objects.unscoped().filter(buyer_id=buyer_id).first()
     if buyer is None or wallet is None or not wallet.low_balance_alerted or buyer.low_balance_threshold is None:
         return 0
-    recipients = _recipients(buyer)
+    from messaging.services.notifications import low_wallet_notify
+
+    currency = buyer.organization.currency
+    subject = f"Low balance: {buyer.name} has {wallet.balance} {currency} left"
+    # The admins are told as they prefer (the bell, SMS, WhatsApp; email unless they turned it off).
+    recipients = low_wallet_notify(buyer=buyer, title=subject, url=_link("campaigns:buyer_detail", buyer.pk))
+    if buyer.email and buyer.email.lower() not in {e.lower() for e in recipients}:
+        recipients.append(buyer.email)
     if not recipients:
         return 0
-    currency = buyer.organization.currency
     send_mail(
-        subject=f"Low balance: {buyer.name} has {wallet.balance} {currency} left",
+        subject=subject,
         message=(
             f"The lead wallet of {buyer.name} ({buyer.organization.name}) is down to {wallet.balance} {currency}, "
             f"below its alert threshold of {buyer.low_balance_threshold} {currency}.\n\n"

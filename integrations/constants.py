@@ -28,6 +28,8 @@ class WebhookEndpointPurpose(models.TextChoices):
     # A buyer's delivery methods (campaigns.DeliveryMethod): the sale's lead, signed, or rendered into their CRM.
     BUYER_WEBHOOK = "buyer_webhook", "Buyer webhook"
     BUYER_CRM = "buyer_crm", "Buyer CRM post"
+    # An automation's "call a webhook" step (messaging.AutomationStep).
+    AUTOMATION = "automation", "Automation step"
 
 
 class WebhookDeliveryStatus(models.TextChoices):

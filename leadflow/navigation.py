@@ -5,6 +5,9 @@ from django.urls import NoReverseMatch, reverse
 
 from accounts.constants import Role
 
+# Sections whose item shows a live count (fetched with htmx, refreshed when the websocket says it changed).
+BADGES = {"messaging:inbox": "messaging:badge"}
+
 SECTIONS = [
     # (label, url name, least role, icon)
     ("Dashboard", "dashboard", Role.VIEWER, "home"),
@@ -33,7 +36,8 @@ def navigation_for(request) -> list[dict]:
         except NoReverseMatch:
             continue
         section_root = url if url_name != "settings:profile" else "/settings/"
-        items.append({"label": label, "url": url, "icon": icon, "root": section_root})
+        badge = reverse(BADGES[url_name]) if url_name in BADGES else ""
+        items.append({"label": label, "url": url, "icon": icon, "root": section_root, "badge_url": badge})
     # One active section: the deepest whose root the page is under (/billing/wallets/ is Wallets, not Billing).
     matching = [item for item in items if current.startswith(item["root"])]
     deepest = max(matching, key=lambda item: len(item["root"]), default=None)

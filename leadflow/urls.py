@@ -19,6 +19,8 @@ urlpatterns = [
     path("api/webhooks/", include("integrations.api.inbound")),
     # Billing: Razorpay posts to api/webhooks/razorpay/; Stripe to dj-stripe's stripe/webhook/<uuid>/.
     path("api/webhooks/", include("billing.api.webhooks")),
+    # Conversations: Twilio (SMS, WhatsApp), Meta's WhatsApp Cloud API and email (anymail) post here.
+    path("api/webhooks/", include("messaging.webhooks")),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
     path("pricing/", include(pricing_urlpatterns)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
@@ -31,5 +33,6 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("portal/", include("campaigns.portal_urls")),
     path("support/", include("support.urls")),
+    path("", include("messaging.urls")),
     path("", include("accounts.urls")),
 ]

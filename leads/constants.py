@@ -61,6 +61,8 @@ class ActivityKind(models.TextChoices):
     MERGED = "merged", "Merged"
     CONTACTED = "contacted", "First contact"
     QUOTA = "quota", "Over plan quota"
+    OPTED_OUT = "opted_out", "Opted out of messages"
+    OPTED_IN = "opted_in", "Opted in to messages again"
 
 
 class AssignmentStrategy(models.TextChoices):

@@ -96,11 +96,13 @@ def _fresh_throttles():
     from leads.scoring import rules_forget
     from leads.services.outbox import outbox_organizations_forget
     from leads.services.quota import quota_forget
+    from messaging.services.channels import messaging_settings_forget
 
     _delete_run_cache_keys()
     api_keys_forget()
     rules_forget()
     quota_forget()
     connections_forget()
+    messaging_settings_forget()
     outbox_organizations_forget()
     yield

@@ -660,3 +660,101 @@ class TicketMessageFactory(TenantFactory):
 
 
 TENANT_FACTORIES.update({SupportTicket: SupportTicketFactory, TicketMessage: TicketMessageFactory})
+# Messaging ------------------------------------------------------------------------------------------------------------
+from messaging.models import (  # noqa: E402 - grouped with the factories that use them
+    AutomationExecution,
+    AutomationRule,
+    Conversation,
+    Message,
+    MessageTemplate,
+    OptOut,
+    TemplateVariant,
+)
+
+
+class ConversationFactory(TenantFactory):
+    class Meta:
+        model = Conversation
+
+    organization = factory.SubFactory(OrganizationFactory)
+    channel = "sms"
+    address = factory.Sequence(lambda n: f"+1415555{n:04d}")
+    contact_name = factory.Sequence(lambda n: f"Contact {n}")
+    last_message_at = factory.LazyFunction(timezone.now)
+
+
+class MessageFactory(TenantFactory):
+    class Meta:
+        model = Message
+
+    organization = factory.SubFactory(OrganizationFactory)
+    conversation = factory.SubFactory(ConversationFactory, organization=factory.SelfAttribute("..organization"))
+    channel = "sms"
+    direction = "in"
+    to_address = "+15005550006"
+    from_address = factory.SelfAttribute("conversation.address")
+    body = "Hello"
+    status = "received"
+
+
+class MessageTemplateFactory(TenantFactory):
+    class Meta:
+        model = MessageTemplate
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"template-{n}")
+    channel = "sms"
+    body = "Hi {{first_name}}"
+
+
+class TemplateVariantFactory(TenantFactory):
+    class Meta:
+        model = TemplateVariant
+
+    organization = factory.SubFactory(OrganizationFactory)
+    template = factory.SubFactory(MessageTemplateFactory, organization=factory.SelfAttribute("..organization"))
+    label = factory.Sequence(lambda n: f"B{n}")
+    body = "Hello {{first_name}}"
+
+
+class AutomationRuleFactory(TenantFactory):
+    class Meta:
+        model = AutomationRule
+
+    organization = factory.SubFactory(OrganizationFactory)
+    name = factory.Sequence(lambda n: f"Rule {n}")
+    trigger = "lead_created"
+
+
+class AutomationExecutionFactory(TenantFactory):
+    class Meta:
+        model = AutomationExecution
+
+    organization = factory.SubFactory(OrganizationFactory)
+    rule = factory.SubFactory(AutomationRuleFactory, organization=factory.SelfAttribute("..organization"))
+    lead = factory.SubFactory(LeadFactory, organization=factory.SelfAttribute("..organization"))
+    trigger_key = factory.Sequence(lambda n: f"created:{n}")
+
+
+class OptOutFactory(TenantFactory):
+    class Meta:
+        model = OptOut
+
+    organization = factory.SubFactory(OrganizationFactory)
+    address = factory.Sequence(lambda n: f"+1415666{n:04d}")
+    channel = "sms"
+    method = "keyword"
+    keyword = "STOP"
+
+
+TENANT_FACTORIES.update(
+    {
+        Conversation: ConversationFactory,
+        Message: MessageFactory,
+        MessageTemplate: MessageTemplateFactory,
+        TemplateVariant: TemplateVariantFactory,
+        AutomationRule: AutomationRuleFactory,
+        AutomationExecution: AutomationExecutionFactory,
+        OptOut: OptOutFactory,
+    }
+)

@@ -300,7 +300,29 @@ def _plan_batch(organization_id: int) -> tuple[int, list[int]]:
             if methods.get(sale.buyer_id):
                 to_send += _plan_locked(sale, methods[sale.buyer_id], now)
         LeadSale.objects.unscoped().filter(pk__in=[sale.pk for sale in sales]).update(deliveries_planned_at=now)
+        sales_announce_delivered(organization_id, sales)
     return len(sales), to_send
+
+
+def sales_announce_delivered(organization_id: int, sales: Sequence[LeadSale]) -> None:
+    """A ``lead.delivered`` outbox event per sale as its deliveries are planned (once per sale): automations and
+    the buyers' notifications take it from there."""
+    from leads.models import OutboxEvent
+    from leads.services.outbox import outbox_wake_on_commit
+
+    if not sales:
+        return
+    OutboxEvent.objects.unscoped().bulk_create(
+        [
+            OutboxEvent(
+                organization_id=organization_id,
+                topic="lead.delivered",
+                payload={"lead_id": sale.lead_id, "sale_id": sale.pk, "buyer_id": sale.buyer_id},
+            )
+            for sale in sales
+        ]
+    )
+    outbox_wake_on_commit(organization_id, "lead.delivered")
 
 
 def _sale_for_delivery(queryset):
@@ -326,6 +348,7 @@ def sale_deliveries_plan(*, sale_id: int) -> list[int]:
         to_send = _plan_locked(sale, methods, now)
         sale.deliveries_planned_at = now
         sale.save(update_fields=["deliveries_planned_at"])
+        sales_announce_delivered(sale.organization_id, [sale])
     return to_send
 
 

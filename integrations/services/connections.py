@@ -21,8 +21,6 @@ from django.db.models import Q
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from accounts.constants import Role
-from accounts.models import Membership
 from accounts.services import audit_record
 from leadflow.exceptions import ServiceError
 
@@ -299,17 +297,16 @@ def connection_error_email_send(*, connection_id: int) -> int:
     )
     if connection is None or connection.status != ConnectionStatus.ERROR:
         return 0  # deleted or fixed before the email went out
-    recipients = list(
-        Membership.objects.unscoped()
-        .filter(organization_id=connection.organization_id, role=Role.OWNER, user__is_active=True)
-        .values_list("user__email", flat=True)
-    )
-    if not recipients:
-        return 0
     try:
         page = settings.SITE_URL + reverse("integrations:list")
     except NoReverseMatch:
         page = settings.SITE_URL
+    from messaging.services.notifications import integration_error_notify
+
+    # The owners are told as they prefer (the bell, SMS, WhatsApp; this email unless they turned it off).
+    recipients = integration_error_notify(connection=connection, url=page)
+    if not recipients:
+        return 0
     send_mail(
         subject=f"Integration needs attention: {connection}",
         message=(

@@ -48,6 +48,7 @@ INSTALLED_APPS = [
     "django_htmx",
     "django_countries",
     "djstripe",
+    "anymail",
     # LeadFlow
     "leadflow",
     "accounts",
@@ -271,6 +272,11 @@ SOCIALACCOUNT_EMAIL_AUTHENTICATION_AUTO_CONNECT = True
 # Email ----------------------------------------------------------------------
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
 vars().update(EMAIL_CONFIG)
+# Any email service provider through django-anymail, e.g. EMAIL_BACKEND=anymail.backends.postmark.EmailBackend with
+# ANYMAIL='{"POSTMARK_SERVER_TOKEN": "…"}'; ANYMAIL_WEBHOOK_SECRET ("user:password") guards its webhooks.
+if env("EMAIL_BACKEND", default=""):
+    EMAIL_BACKEND = env("EMAIL_BACKEND")
+ANYMAIL = {**env.json("ANYMAIL", default={}), "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default="")}
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="LeadFlow <no-reply@leadflow.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
@@ -354,9 +360,12 @@ DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
 BILLING_GRACE_DAYS = env.int("BILLING_GRACE_DAYS", default=7)
 BILLING_REMINDER_EVERY_DAYS = env.int("BILLING_REMINDER_EVERY_DAYS", default=2)
 BILLING_TRIAL_REMINDER_DAYS = env.list("BILLING_TRIAL_REMINDER_DAYS", cast=int, default=[3, 1])
-# Where reminders go besides email; the WhatsApp channel logs until the messaging issue provides a sender.
+# Where reminders go besides email: the "whatsapp" channel is messaging's notifications (the bell, and WhatsApp or
+# SMS to each owner's phone as they prefer); billing.notifications.LoggingWhatsAppChannel only logs.
 BILLING_NOTIFICATION_CHANNELS = env.list("BILLING_NOTIFICATION_CHANNELS", default=["email", "whatsapp"])
-BILLING_WHATSAPP_CHANNEL = env("BILLING_WHATSAPP_CHANNEL", default="billing.notifications.LoggingWhatsAppChannel")
+BILLING_WHATSAPP_CHANNEL = env(
+    "BILLING_WHATSAPP_CHANNEL", default="messaging.services.notifications.BillingNoticeChannel"
+)
 # Invoices: who issues them, and tax. India: GST at BILLING_GST_RATE % under SAC BILLING_GST_SAC (CGST + SGST
 # within the supplier's state, IGST across states). Elsewhere: VAT at BILLING_VAT_RATE % (0 with the customer's VAT
 # id: reverse charge).
@@ -494,3 +503,50 @@ if SENTRY_DSN:
         release=SENTRY_RELEASE,
         traces_sample_rate=SENTRY_TRACES_SAMPLE_RATE,
     )
+
+# Conversations ----------------------------------------------------------------------------------------------------
+# WhatsApp through Meta's Cloud API (per organization, or this platform-wide token): the Graph API's base and version,
+# the app secret that signs webhooks (X-Hub-Signature-256) and the verify token of the subscription handshake.
+WHATSAPP_GRAPH_URL = env("WHATSAPP_GRAPH_URL", default="https://graph.facebook.com").rstrip("/")
+WHATSAPP_GRAPH_VERSION = env("WHATSAPP_GRAPH_VERSION", default="21.0").lstrip("v")
+WHATSAPP_APP_SECRET = env("WHATSAPP_APP_SECRET", default="")
+WHATSAPP_VERIFY_TOKEN = env("WHATSAPP_VERIFY_TOKEN", default="")
+WHATSAPP_ACCESS_TOKEN = env("WHATSAPP_ACCESS_TOKEN", default="")
+WHATSAPP_TIMEOUT_S = env.float("WHATSAPP_TIMEOUT_S", default=10.0)
+# Twilio's status callbacks (delivered, read) point at SITE_URL; off, message statuses stop at what the send said.
+TWILIO_STATUS_CALLBACKS = env.bool("TWILIO_STATUS_CALLBACKS", default=True)
+# Team notifications over WhatsApp go out as this approved template (one variable: the text) of the organization.
+WHATSAPP_NOTIFICATION_TEMPLATE = env("WHATSAPP_NOTIFICATION_TEMPLATE", default="leadflow_notification")
+# The daily summary goes out at this hour of each organization's own time zone.
+NOTIFICATION_DIGEST_HOUR = env.int("NOTIFICATION_DIGEST_HOUR", default=8)
+# AI assistance (reply suggestions, the AI lead scorer): off without a key. OPENAI_BASE_URL points the SDK at any
+# OpenAI-compatible server; costs per million tokens (USD) count against each organization's monthly budget.
+OPENAI_API_KEY = env("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env("OPENAI_BASE_URL", default="") or None
+OPENAI_MODEL = env("OPENAI_MODEL", default="gpt-4o-mini")
+OPENAI_TIMEOUT_S = env.float("OPENAI_TIMEOUT_S", default=20.0)
+OPENAI_COST_PER_MILLION_INPUT = Decimal(env("OPENAI_COST_PER_MILLION_INPUT", default="0.15"))
+OPENAI_COST_PER_MILLION_OUTPUT = Decimal(env("OPENAI_COST_PER_MILLION_OUTPUT", default="0.60"))
+CELERY_BEAT_SCHEDULE.update(
+    {
+        # Messages whose quiet hours or retry wait ended, and provider webhooks whose processing failed or was lost.
+        "messaging-send-due-messages": {"task": "messaging.tasks.send_due_messages", "schedule": 60},
+        "messaging-sweep-provider-events": {"task": "messaging.tasks.sweep_provider_events", "schedule": 60 * 5},
+        # Automations: waits that ended, and the "no reply / no activity for N hours" triggers.
+        "messaging-resume-automations": {"task": "messaging.tasks.resume_due_automations", "schedule": 60},
+        "messaging-idle-triggers": {"task": "messaging.tasks.run_idle_triggers", "schedule": 60 * 10},
+        # Speed to lead: leads not contacted within their organization's target.
+        "messaging-sla-escalations": {"task": "messaging.tasks.escalate_sla_breaches", "schedule": 60},
+        # The daily summary, sent to each organization at NOTIFICATION_DIGEST_HOUR of its time zone.
+        "messaging-daily-summaries": {"task": "messaging.tasks.send_daily_summaries", "schedule": crontab(minute=5)},
+    }
+)
+# Messaging: one enum per meaning in the API schema (usage records meter webhooks too; templates have channels).
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
+    {
+        "UsageChannelEnum": "messaging.constants.Channel",
+        "MessageChannelEnum": "messaging.constants.MessageChannel",
+        "NotificationChannelEnum": "messaging.constants.NotificationChannel",
+        "AutomationActionEnum": "messaging.constants.AutomationAction",
+    }
+)

@@ -10,10 +10,20 @@ import threading
 
 from django.conf import settings
 
-from .base import MessagingProvider, SendError, SendResult
+from .base import ConversationProvider, MessagingProvider, OutboundMessage, SendError, SendResult
 from .offline import LoggingProvider
 
-__all__ = ["MessagingProvider", "SendError", "SendResult", "messaging_provider", "send_sms", "send_whatsapp"]
+__all__ = [
+    "ConversationProvider",
+    "MessagingProvider",
+    "OutboundMessage",
+    "SendError",
+    "SendResult",
+    "conversation_provider",
+    "messaging_provider",
+    "send_sms",
+    "send_whatsapp",
+]
 
 _provider: MessagingProvider | None = None
 _provider_key: tuple | None = None
@@ -51,3 +61,34 @@ def send_whatsapp(*, to: str, body: str, variables: dict[str, str] | None = None
     if not to:
         raise SendError("No phone number to send the WhatsApp message to.", retryable=False)
     return messaging_provider().send_whatsapp(to=to, body=body, variables=variables)
+
+
+_logging = LoggingProvider()
+
+
+def twilio_configured() -> bool:
+    return bool(settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN)
+
+
+def conversation_provider(channel: str, messaging_settings) -> ConversationProvider:
+    """Who sends an organization's ``channel`` messages: email through the email backend; SMS through Twilio;
+    WhatsApp through Twilio or Meta's Cloud API as the organization chose. Without credentials, the log."""
+    if channel == "email":
+        from .email import EmailProvider
+
+        return EmailProvider()
+    if channel == "whatsapp" and messaging_settings.whatsapp_provider == "meta":
+        from ..services.channels import meta_access_token
+        from .meta import MetaWhatsAppProvider
+
+        token = meta_access_token(messaging_settings)
+        if token and messaging_settings.meta_phone_number_id:
+            return MetaWhatsAppProvider(
+                access_token=token,
+                phone_number_id=messaging_settings.meta_phone_number_id,
+                business_account_id=messaging_settings.meta_business_account_id,
+            )
+        return _logging
+    if twilio_configured():
+        return messaging_provider()
+    return _logging

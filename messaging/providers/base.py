@@ -1,9 +1,12 @@
-"""The shape every messaging provider has: send an SMS or a WhatsApp message, get the provider's message id and
-what the send cost. Small on purpose: conversations (inbound messages, status callbacks) build on it later."""
+"""The shape every messaging provider has: send a message, get the provider's message id and what the send cost.
+
+``send_sms``/``send_whatsapp`` are the buyer alerts' plain sends; ``send_message`` takes an ``OutboundMessage``
+(a conversation's reply, a template outside WhatsApp's window, an email) and is what the sending service uses.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Protocol
 
@@ -28,6 +31,25 @@ class SendError(Exception):
         self.code = code
 
 
+@dataclass(frozen=True)
+class OutboundMessage:
+    """One message as a provider needs it. ``template_name`` is the provider's handle (a Twilio Content SID, a Meta
+    template name); ``template_variables`` fill its numbered variables in order."""
+
+    channel: str  # whatsapp, sms, email
+    to: str
+    body: str = ""
+    from_address: str = ""
+    subject: str = ""
+    html: str = ""
+    template_name: str = ""
+    template_language: str = "en"
+    template_variables: tuple[str, ...] = ()
+    status_callback: str = ""
+    headers: dict[str, str] = field(default_factory=dict)
+    reference: str = ""  # our message's id, for logs and email headers
+
+
 class MessagingProvider(Protocol):
     name: str
 
@@ -36,3 +58,9 @@ class MessagingProvider(Protocol):
     def send_whatsapp(self, *, to: str, body: str, variables: dict[str, str] | None = None) -> SendResult:
         """``variables`` fill an approved template when one is configured (needed outside WhatsApp's 24-hour
         window); otherwise ``body`` goes as free text."""
+
+
+class ConversationProvider(Protocol):
+    name: str
+
+    def send_message(self, message: OutboundMessage) -> SendResult: ...

@@ -12,7 +12,7 @@ import uuid
 
 from django.conf import settings
 
-from .base import SendResult
+from .base import OutboundMessage, SendResult
 
 logger = logging.getLogger("messaging.outbox")
 
@@ -37,4 +37,12 @@ class LoggingProvider:
     def send_whatsapp(self, *, to: str, body: str, variables: dict[str, str] | None = None) -> SendResult:
         result = self._result("wa", "whatsapp")
         logger.info("WhatsApp %s to %s: %s %s", result.message_id, to, body, variables or "")
+        return result
+
+    def send_message(self, message: OutboundMessage) -> SendResult:
+        result = self._result(message.channel[:2], message.channel)
+        template = (
+            f" [template {message.template_name} {list(message.template_variables)}]" if message.template_name else ""
+        )
+        logger.info("%s %s to %s:%s %s", message.channel, result.message_id, message.to, template, message.body)
         return result

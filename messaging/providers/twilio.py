@@ -20,7 +20,7 @@ from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.http_client import TwilioHttpClient
 from twilio.rest import Client
 
-from .base import SendError, SendResult
+from .base import OutboundMessage, SendError, SendResult
 
 TWILIO_API_BASE = "https://api.twilio.com"
 
@@ -88,6 +88,32 @@ class TwilioProvider:
             content_sid=template,
             content_variables=json.dumps(variables or {}) if template else "",
             body="" if template else body,
+        )
+
+    def send_message(self, message: OutboundMessage) -> SendResult:
+        """A conversation's message: free text, or a WhatsApp template (``ContentSid`` + ``ContentVariables``, its
+        numbered variables as ``{"1": …}``), with our status callback so delivery and read receipts come back."""
+        service = "" if message.from_address else settings.TWILIO_MESSAGING_SERVICE_SID
+        if message.channel == "whatsapp":
+            sender = message.from_address or settings.TWILIO_WHATSAPP_FROM
+            variables = {str(n): value for n, value in enumerate(message.template_variables, start=1)}
+            return self._create(
+                "whatsapp",
+                to=f"whatsapp:{message.to}",
+                from_=f"whatsapp:{sender}" if sender else "",
+                messaging_service_sid=service,
+                content_sid=message.template_name,
+                content_variables=json.dumps(variables) if message.template_name else "",
+                body="" if message.template_name else message.body,
+                status_callback=message.status_callback,
+            )
+        return self._create(
+            "sms",
+            to=message.to,
+            from_=message.from_address or settings.TWILIO_SMS_FROM,
+            messaging_service_sid=service,
+            body=message.body,
+            status_callback=message.status_callback,
         )
 
 

@@ -65,7 +65,7 @@ def test_trial_reminders_expiry_grace_suspension_and_payment(client, trial, djan
         assert _run_beat(capture)["reminded"] == 1
         assert _run_beat(capture)["reminded"] == 0  # once per mark
     assert [m.subject for m in mail.outbox] == ["Your LeadFlow trial ends in 3 days"]
-    assert "whatsapp channel not configured" in caplog.text  # logged, never sent
+    assert "whatsapp channel: billing notice" in caplog.text  # the owner has no phone: nothing sent by WhatsApp
     with freeze_time(trial_end - timedelta(hours=20)):
         assert _run_beat(capture)["reminded"] == 1
     assert mail.outbox[-1].subject == "Your LeadFlow trial ends in 1 day"
