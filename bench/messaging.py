@@ -343,7 +343,7 @@ def main() -> int:
             "SITE_URL": site_url,
         }
     )
-    env, workdir, _capture, workspace, _results, began = prepare(config)
+    env, workdir, _capture, workspace, _results, began = prepare(config, welcome=True)
     cookie = configure(workspace)
     servers = Servers(config, env, workdir)
     ws_port = free_port()

@@ -837,7 +837,7 @@ def machine_info(config: Config) -> dict:
     }
 
 
-def prepare(config: Config):
+def prepare(config: Config, *, welcome: bool = False):
     """Recreate the bench database and Redis db, migrate, create the workspace; returns what a run needs."""
     if config.port == 0:
         config.port = free_port()
@@ -877,7 +877,7 @@ def prepare(config: Config):
     redis.Redis.from_url(config.redis_url).flushdb()
 
     call_command("migrate", verbosity=0)
-    workspace = workspace_create(read_keys=config.read_keys, ingest_keys=config.ingest_keys)
+    workspace = workspace_create(read_keys=config.read_keys, ingest_keys=config.ingest_keys, welcome=welcome)
     shipped = {
         "OPTIONS": settings.DATABASES["default"].get("OPTIONS", {}),
         "CONN_MAX_AGE": settings.DATABASES["default"]["CONN_MAX_AGE"],

@@ -27,8 +27,13 @@ def database_recreate(*, admin_dsn: str, name: str) -> None:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
-def workspace_create(*, read_keys: int, ingest_keys: int) -> Workspace:
-    """Through the real services: organization_create (trial of the unlimited plan), members, api_key_create."""
+def workspace_create(*, read_keys: int, ingest_keys: int, welcome: bool = False) -> Workspace:
+    """Through the real services: organization_create (trial of the unlimited plan), members, api_key_create.
+
+    Every new organization starts with the "instant welcome" automation, which messages each new lead. It is turned
+    off here unless ``welcome`` (as an owner would on the Automations page): these benchmarks measure intake,
+    lists and webhooks, and a WhatsApp to every one of a million leads is what ``make bench-messaging`` measures.
+    """
     from accounts.constants import ApiKeyScope, Role
     from accounts.models import Membership, User
     from accounts.services import api_key_create, organization_create
@@ -69,6 +74,10 @@ def workspace_create(*, read_keys: int, ingest_keys: int) -> Workspace:
     def keys(org, scope: str, count: int) -> list[str]:
         return [api_key_create(organization=org, name=f"bench {scope} {n}", scopes=[scope])[1] for n in range(count)]
 
+    if not welcome:
+        from messaging.models import AutomationRule
+
+        AutomationRule.objects.unscoped().filter(organization=organization).update(is_active=False)
     yardstick_owner = user("yardstick@bench.leadflow.local", "Yara", "Stick")
     yardstick = organization_create(owner=yardstick_owner, name="Bench Yardstick", plan=agency)
     return Workspace(
