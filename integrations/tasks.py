@@ -6,7 +6,7 @@ import time
 
 from celery import shared_task
 
-from leadflow.celery import PRIORITY_BULK, PRIORITY_NEW_WORK
+from leadflow.celery import PRIORITY_BULK
 
 # Outbound webhooks -------------------------------------------------------------------------------------------------
 
@@ -55,7 +55,7 @@ def notify_connection_error(connection_id: int) -> None:
 HANDLE_HERE_WITHIN_S = 0.05
 
 
-@shared_task(acks_late=True, priority=PRIORITY_NEW_WORK)
+@shared_task(acks_late=True)
 def fetch_facebook_lead(submission_id: int, attempt: int = 0, queued_at: float | None = None) -> str:
     """Fetch one notified lead from the Graph API and run it through the intake. A failure that may pass is tried
     again after ``FACEBOOK_FETCH_RETRY_DELAYS[attempt]``; after the last, the submission is left failed (replayable).

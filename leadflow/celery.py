@@ -4,11 +4,10 @@ from celery import Celery, signals
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", f"leadflow.settings.{os.environ.get('DJANGO_ENV', 'dev')}")
 
-# Redis keeps a list per priority step (0, 3, 6, 9) and workers take the lowest step first. Work already under way
-# (a lead's outbox batch, its webhooks, alerts) goes first at the default 0; a new lead's first step (fetching it
-# from the provider) waits behind that, and bulk jobs (imports, syncs, rescoring) behind everything. Under a burst
-# the leads already in flight finish in order instead of every hop queuing behind every newer lead.
-PRIORITY_NEW_WORK = 3
+# Redis keeps a list per priority step (0, 3, 6, 9) and workers take the lowest step first. Bulk jobs (imports,
+# syncs, rescoring) go last, so they never hold up a lead's own steps. Those steps share one priority on purpose:
+# in arrival order, an outbox task finds every event committed while it waited and handles them as one batch;
+# ahead of the fetches it would run once per lead, which under a burst costs several times the CPU.
 PRIORITY_BULK = 9
 
 app = Celery("leadflow")

@@ -123,19 +123,18 @@ def record_run(label: str) -> None:
     _order.append(label)
 
 
-def test_work_under_way_runs_before_new_leads_and_bulk_jobs():
-    """Redis priorities: queued in the reverse order, the worker still takes an outbox batch or a webhook first
-    (priority 0), a new lead's fetch next (PRIORITY_NEW_WORK), an import last (PRIORITY_BULK)."""
-    from integrations.tasks import fetch_facebook_lead
-    from leadflow.celery import PRIORITY_BULK, PRIORITY_NEW_WORK
+def test_bulk_jobs_wait_behind_a_leads_own_steps():
+    """Redis priorities: queued first, an import still runs after a lead's steps (which keep their order)."""
+    from integrations.tasks import sync_facebook_leads
+    from leadflow.celery import PRIORITY_BULK
     from leads.tasks import run_lead_import
 
-    assert fetch_facebook_lead.priority == PRIORITY_NEW_WORK and run_lead_import.priority == PRIORITY_BULK
+    assert run_lead_import.priority == sync_facebook_leads.priority == PRIORITY_BULK
     _order.clear()
     with _run_queue():
         record_run.apply_async(("import",), priority=PRIORITY_BULK)
-        record_run.apply_async(("fetch",), priority=PRIORITY_NEW_WORK)
+        record_run.apply_async(("fetch",))
         record_run.apply_async(("webhook",))
         with _worker():
             assert _wait_for(lambda: len(_order) == 3)
-    assert _order == ["webhook", "fetch", "import"]
+    assert _order == ["fetch", "webhook", "import"]
