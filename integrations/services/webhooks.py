@@ -407,9 +407,20 @@ DELIVERIES_PER_TASK = 5
 
 
 def _enqueue_on_commit(delivery_ids: Sequence[int]) -> None:
+    from leads.services.outbox import outbox_handling_in_process
+
     from ..tasks import send_webhook_deliveries
 
+    if not delivery_ids:
+        return
+    # A worker that kept up (a Facebook lead's fetch handling its own events) sends a few first attempts itself:
+    # a trip through the broker fewer between a lead's arrival and the customer's system. Behind a backlog, or for
+    # a broadcast to many endpoints, tasks send them (in parallel, batched).
+    send_here = outbox_handling_in_process() and len(delivery_ids) <= DELIVERIES_PER_TASK
+
     def enqueue() -> None:
+        if send_here and _attempted_in_process(delivery_ids):
+            return
         for start in range(0, len(delivery_ids), DELIVERIES_PER_TASK):
             chunk = list(delivery_ids[start : start + DELIVERIES_PER_TASK])
             try:
@@ -417,8 +428,19 @@ def _enqueue_on_commit(delivery_ids: Sequence[int]) -> None:
             except Exception:  # The broker is down: the beat sweep sends the deliveries once it is back.
                 logger.warning("webhook deliveries %s could not be queued; the sweep will", chunk, exc_info=True)
 
-    if delivery_ids:
-        transaction.on_commit(enqueue)
+    transaction.on_commit(enqueue)
+
+
+def _attempted_in_process(delivery_ids: Sequence[int]) -> bool:
+    """First attempts sent here; False (leaving them to a task) if any raised. An attempt made twice is harmless:
+    ``webhook_delivery_attempt`` locks the delivery and skips one that is not due."""
+    try:
+        for delivery_id in delivery_ids:
+            webhook_delivery_attempt(delivery_id=delivery_id)
+    except Exception:
+        logger.warning("webhook deliveries %s could not be sent in process; queuing them", delivery_ids, exc_info=True)
+        return False
+    return True
 
 
 # Every lead event of a subscribed organization writes its messages and deliveries: each is one statement, not

@@ -112,6 +112,12 @@ def outbox_handled_in_process(enabled: bool = True):
         _handled_in_process.reset(token)
 
 
+def outbox_handling_in_process() -> bool:
+    """Whether this code runs inside ``outbox_handled_in_process(enabled=True)``: a worker that kept up, where the
+    handlers may do their own follow-up (a first webhook delivery) in process too."""
+    return _handled_in_process.get()
+
+
 def _handle_now(organization_id: int, topic: str) -> None:
     try:
         outbox_handle_pending(organization_id, topic)

@@ -152,6 +152,37 @@ def test_a_lead_from_the_intake_reaches_the_receiver_signed(organization, receiv
     assert (attempt.status_code, attempt.response_excerpt, attempt.succeeded) == (200, "ok", True)
 
 
+def test_a_worker_that_kept_up_sends_the_first_attempt_itself(
+    organization, receiver, monkeypatch, django_capture_on_commit_callbacks
+):
+    """Inside a fetch that was not kept waiting, the lead's webhook goes out from that process (no task queued);
+    behind a backlog a task sends it; if the in-process attempt raises, a task is queued instead of losing it."""
+    from integrations import tasks
+    from leads.services.outbox import outbox_handled_in_process
+
+    queued = []
+    monkeypatch.setattr(tasks.send_webhook_deliveries, "delay", lambda ids: queued.append(ids))
+    _endpoint(organization, receiver, events=["lead.created"])
+
+    with outbox_handled_in_process(), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "kept-up@example.com"})
+    assert queued == [] and len(receiver.requests) == 1
+    [delivery] = WebhookDelivery.objects.unscoped().all()
+    assert delivery.status == WebhookDeliveryStatus.SUCCEEDED
+
+    with outbox_handled_in_process(enabled=False), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "backlog@example.com"})
+    assert len(queued) == 1 and len(receiver.requests) == 1
+
+    def broken(**kwargs):
+        raise RuntimeError("attempt bug")
+
+    monkeypatch.setattr(services, "webhook_delivery_attempt", broken)
+    with outbox_handled_in_process(), django_capture_on_commit_callbacks(execute=True):
+        lead_intake(organization=organization, source="api", payload={"email": "fallback@example.com"})
+    assert len(queued) == 2 and len(receiver.requests) == 1
+
+
 def test_lead_services_publish_updated_stage_changed_and_assigned(
     organization, receiver, django_capture_on_commit_callbacks
 ):
