@@ -274,6 +274,11 @@ def stage_breakdown(dsn: str, sent: dict[str, float], arrived: dict[str, float])
         "sending → received": [],
     }
     with psycopg.connect(dsn, autocommit=True) as conn:
+        # Fresh tables have no statistics yet: without them the planner nests loops over thousands of rows.
+        conn.execute(
+            "ANALYZE leads_lead, leads_inboundsubmission, leads_outboxevent, integrations_webhookmessage,"
+            " integrations_webhookdelivery, integrations_webhookattempt"
+        )
         rows = conn.execute(_STAGES_SQL).fetchall()
     for key, stored, created, handled, started in rows:
         if key not in sent or key not in arrived or None in (stored, created, handled, started):
