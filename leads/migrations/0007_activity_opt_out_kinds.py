@@ -4,15 +4,34 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('leads', '0006_leaner_indexes'),
+        ("leads", "0006_leaner_indexes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='leadactivity',
-            name='kind',
-            field=models.CharField(choices=[('created', 'Lead created'), ('duplicate', 'Duplicate received'), ('updated', 'Details changed'), ('stage_changed', 'Stage changed'), ('assigned', 'Assigned'), ('unassigned', 'Unassigned'), ('note', 'Note'), ('tagged', 'Tags changed'), ('won', 'Marked won'), ('lost', 'Marked lost'), ('scored', 'Score changed'), ('merged', 'Merged'), ('contacted', 'First contact'), ('quota', 'Over plan quota'), ('opted_out', 'Opted out of messages'), ('opted_in', 'Opted in to messages again')], max_length=16),
+            model_name="leadactivity",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("created", "Lead created"),
+                    ("duplicate", "Duplicate received"),
+                    ("updated", "Details changed"),
+                    ("stage_changed", "Stage changed"),
+                    ("assigned", "Assigned"),
+                    ("unassigned", "Unassigned"),
+                    ("note", "Note"),
+                    ("tagged", "Tags changed"),
+                    ("won", "Marked won"),
+                    ("lost", "Marked lost"),
+                    ("scored", "Score changed"),
+                    ("merged", "Merged"),
+                    ("contacted", "First contact"),
+                    ("quota", "Over plan quota"),
+                    ("opted_out", "Opted out of messages"),
+                    ("opted_in", "Opted in to messages again"),
+                ],
+                max_length=16,
+            ),
         ),
     ]
