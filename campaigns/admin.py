@@ -15,6 +15,7 @@ from .models import (
     BuyerSubscription,
     Campaign,
     CampaignRoutingState,
+    CampaignSpend,
     CampaignSubmission,
     Category,
     DeliveryMethod,
@@ -65,6 +66,16 @@ class CampaignAdmin(admin.ModelAdmin):
     raw_id_fields = ["organization", "category"]
     list_select_related = ["category"]
     inlines = [SubscriptionInline]
+
+
+@admin.register(CampaignSpend)
+class CampaignSpendAdmin(ReadOnlyAdmin):
+    """Recorded ad spend by day; recorded through the campaign page or ``campaign_spend_record``, never edited."""
+
+    list_display = ["id", "campaign", "spent_on", "amount", "total_after", "actor", "organization", "created_at"]
+    list_filter = ["spent_on"]
+    raw_id_fields = ["organization", "campaign", "actor"]
+    list_select_related = ["campaign", "actor", "organization"]
 
 
 @admin.register(CampaignRoutingState)

@@ -117,6 +117,15 @@ class CampaignForm(forms.ModelForm):
         self.fields["category"].queryset = Category.objects.order_by("name")  # the request's organization
 
 
+class CampaignSpendForm(forms.Form):
+    """Ad spend as the ad platform reports it, for a day (today unless said otherwise)."""
+
+    amount = forms.DecimalField(help_text="Negative to correct an earlier figure", **MONEY)
+    spent_on = forms.DateField(
+        label="Day", required=False, widget=forms.DateInput(attrs={"type": "date"}), help_text="Empty: today"
+    )
+
+
 class SubscriptionForm(forms.ModelForm):
     states = CommaListField(required=False, help_text="State codes, comma separated (IN-MH, US-CA); empty: all")
     schedule_days = forms.TypedMultipleChoiceField(

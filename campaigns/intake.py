@@ -27,6 +27,7 @@ from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
+from leads.intake.pipeline import lead_intake
 
 from .constants import TEST_LEAD_TAG, SubmissionOutcome
 from .models import ZERO, Campaign, CampaignSubmission, Category, LeadDistribution, Supplier, SupplierApiKey
@@ -79,6 +80,13 @@ def _campaign(campaign_id: int) -> Campaign | None:
     return _campaigns.get(
         campaign_id, lambda: Campaign.objects.unscoped().select_related("category").filter(pk=campaign_id).first()
     )
+
+
+def campaign_of_organization(*, organization_id: int, campaign_id: int) -> Campaign | None:
+    """The organization's campaign (with its category) by id, or ``None``: for entry points with no tenant scope
+    (a public hosted form) as much as for those with one."""
+    campaign = _campaign(campaign_id)
+    return campaign if campaign is not None and campaign.organization_id == organization_id else None
 
 
 def supplier_for_api_key(api_key: ApiKey) -> SupplierInfo | None:
@@ -139,8 +147,8 @@ def ingest_target_for(*, organization, api_key: ApiKey | None, data: Any) -> Ing
         campaign_id = int(str(value).strip())
     except (TypeError, ValueError):
         raise ServiceError("Send the campaign's id, a number.", field=CAMPAIGN_KEY) from None
-    campaign = _campaign(campaign_id)
-    if campaign is None or campaign.organization_id != organization.pk:
+    campaign = campaign_of_organization(organization_id=organization.pk, campaign_id=campaign_id)
+    if campaign is None:
         raise ServiceError(f"There is no campaign {campaign_id}.", field=CAMPAIGN_KEY)
     if supplier is not None and campaign.pk not in supplier.campaign_ids:
         raise ServiceError(f"This key's supplier cannot post to campaign {campaign_id}.", field=CAMPAIGN_KEY)
@@ -155,8 +163,10 @@ def api_payload_shape(payload, context):
 def category_schema_for_submission(*, organization, source: str, context: dict[str, Any]) -> dict | None:
     """The JSON Schema of the campaign's category, for ``leads.intake.custom_fields``."""
     campaign_id = (context or {}).get("campaign_id")
-    campaign = _campaign(campaign_id) if campaign_id else None
-    if campaign is None or campaign.organization_id != organization.pk or not campaign.category.fields:
+    campaign = (
+        campaign_of_organization(organization_id=organization.pk, campaign_id=campaign_id) if campaign_id else None
+    )
+    if campaign is None or not campaign.category.fields:
         return None
     return category_json_schema(campaign.category.fields)
 
@@ -269,3 +279,54 @@ def ingest_finish(*, target: IngestTarget, outcome) -> dict[str, Any] | None:
     except Exception:
         logger.exception("distributing lead %s in campaign %s failed; the sweep will retry", lead.pk, campaign.pk)
         return {"status": "pending"}
+
+
+# Pages that post a lead to a campaign (manual add, hosted forms) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CampaignIntakeResult:
+    outcome: Any  # leads.intake.pipeline.IntakeOutcome
+    distribution: dict[str, Any] | None  # as ``ingest_finish`` reports it; ``None`` when no lead was made
+
+
+def campaign_lead_intake(
+    *,
+    organization,
+    campaign: Campaign,
+    source: str,
+    payload: dict[str, Any],
+    context: dict[str, Any] | None = None,
+    **intake,
+) -> CampaignIntakeResult:
+    """A lead for ``campaign`` from one of LeadFlow's own pages, exactly as the supplier API takes one: stored with
+    the campaign in its context (so the category's schema validates ``custom`` now and on every replay), then
+    recorded and distributed by ``ingest_finish``."""
+    if campaign.organization_id != organization.pk:
+        raise ServiceError("Pick one of this organization's campaigns.", field=CAMPAIGN_KEY)
+    target = IngestTarget(campaign=campaign)
+    outcome = lead_intake(
+        organization=organization,
+        source=source,
+        payload=payload,
+        context={**(context or {}), **target.context},
+        **intake,
+    )
+    return CampaignIntakeResult(outcome=outcome, distribution=ingest_finish(target=target, outcome=outcome))
+
+
+def distribution_summary(distribution: dict[str, Any] | None) -> str:
+    """One sentence for a page's message about what the distribution did with a lead."""
+    if not distribution:
+        return ""
+    status = distribution.get("status")
+    if status == "sold":
+        buyers = len(distribution.get("sales") or [])
+        return f"Sold to {buyers} buyer{'s' if buyers != 1 else ''} for {distribution['revenue']}."
+    if status == "unsold":
+        return "No buyer took it this time (it can be offered again from the campaign)."
+    if status == "skipped":
+        return "A test lead: never sold."
+    if status == "pending":
+        return "It will be offered to the campaign's buyers in a few minutes."
+    return ""

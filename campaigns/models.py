@@ -376,6 +376,33 @@ class WalletEntry(ImmutableRow, TenantModel):
         return f"{self.get_kind_display()} {self.amount} (balance {self.balance_after})"
 
 
+class CampaignSpend(ImmutableRow, TenantModel):
+    """Ad spend recorded for a campaign, by the day (in the organization's time zone) it was spent.
+
+    ``Campaign.ad_spend`` is the running total, changed in the same transaction as each row with the campaign
+    locked; the rows say how much of it fell on each day, which the daily budget is measured against. An amount is
+    signed: a correction of what was recorded before is a negative row.
+    """
+
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="spend_entries")
+    spent_on = models.DateField(help_text="The day the money was spent, in the organization's time zone")
+    amount = money_field()
+    total_after = money_field()
+    actor = models.ForeignKey("accounts.User", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-spent_on", "-id"]
+        indexes = [models.Index(fields=["campaign", "spent_on"], name="campaigns_spend_day_idx")]
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="campaigns_spend_amount_not_0"),
+            models.CheckConstraint(condition=Q(total_after__gte=0), name="campaigns_spend_total_gte_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} on {self.spent_on} for campaign {self.campaign_id}"
+
+
 class LeadDistribution(TenantModel):
     """The outcome of routing one lead in one campaign: sold (see its sales) or unsold, with each buyer's reason.
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
+from zoneinfo import ZoneInfo
 
 from django.db import connection
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.utils import timezone
 
 from .constants import DistributionStatus, ReturnStatus, SubmissionOutcome
 from .models import (
@@ -14,6 +17,7 @@ from .models import (
     Buyer,
     BuyerSubscription,
     Campaign,
+    CampaignSpend,
     CampaignSubmission,
     LeadDistribution,
     LeadReturn,
@@ -32,6 +36,73 @@ def campaign_cost_per_lead(campaign: Campaign) -> Decimal | None:
     if not leads:
         return None
     return (campaign.ad_spend / leads).quantize(CENT, rounding=ROUND_HALF_UP)
+
+
+# Budgets -------------------------------------------------------------------------------------------------------------
+
+
+def organization_today(organization, *, now: datetime | None = None) -> date:
+    """The calendar day it is in the organization's time zone: the day a daily budget counts."""
+    return timezone.localtime(now or timezone.now(), ZoneInfo(organization.timezone)).date()
+
+
+def _percent(spent: Decimal, budget: Decimal | None) -> int | None:
+    if budget is None:
+        return None
+    if budget <= 0:
+        return 100
+    return min(100, int((100 * spent / budget).to_integral_value(rounding=ROUND_HALF_UP)))
+
+
+@dataclass(frozen=True)
+class BudgetUsage:
+    """A campaign's recorded spend against its budgets (``None`` budgets are unlimited)."""
+
+    day: date
+    spent_today: Decimal
+    spent_total: Decimal
+    daily_budget: Decimal | None
+    total_budget: Decimal | None
+
+    @property
+    def daily_reached(self) -> bool:
+        return self.daily_budget is not None and self.spent_today >= self.daily_budget
+
+    @property
+    def total_reached(self) -> bool:
+        return self.total_budget is not None and self.spent_total >= self.total_budget
+
+    @property
+    def reached(self) -> bool:
+        return self.daily_reached or self.total_reached
+
+    @property
+    def daily_percent(self) -> int | None:
+        return _percent(self.spent_today, self.daily_budget)
+
+    @property
+    def total_percent(self) -> int | None:
+        return _percent(self.spent_total, self.total_budget)
+
+
+def campaign_spend_on(campaign: Campaign, day: date) -> Decimal:
+    return CampaignSpend.objects.filter(campaign=campaign, spent_on=day).aggregate(total=Sum("amount"))["total"] or ZERO
+
+
+def campaign_budget_usage(campaign: Campaign, *, now: datetime | None = None) -> BudgetUsage:
+    """Today's spend (the organization's day) and the total, against the daily and total budgets."""
+    day = organization_today(campaign.organization, now=now)
+    return BudgetUsage(
+        day=day,
+        spent_today=campaign_spend_on(campaign, day),
+        spent_total=campaign.ad_spend,
+        daily_budget=campaign.daily_budget,
+        total_budget=campaign.total_budget,
+    )
+
+
+def campaign_spend_entries(campaign: Campaign, limit: int = 10) -> QuerySet[CampaignSpend]:
+    return CampaignSpend.objects.filter(campaign=campaign).select_related("actor").order_by("-spent_on", "-id")[:limit]
 
 
 def _unsold_reason_counts(campaign: Campaign, since: datetime | None) -> list[tuple[int, str, int]]:

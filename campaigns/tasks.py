@@ -72,3 +72,11 @@ def redistribute_leads() -> dict:
     from .services.redistribution import leads_redistribute_due
 
     return leads_redistribute_due()
+
+
+@shared_task
+def enforce_campaign_budgets() -> dict:
+    """Beat: campaigns paused for yesterday's daily budget resume after their organization's midnight."""
+    from .services.budgets import campaigns_budgets_enforce
+
+    return campaigns_budgets_enforce()

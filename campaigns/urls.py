@@ -9,6 +9,7 @@ urlpatterns = [
     path("<int:pk>/", market.CampaignDetailView.as_view(), name="detail"),
     path("<int:pk>/figures/", market.CampaignFiguresView.as_view(), name="figures"),
     path("<int:pk>/status/", market.CampaignStatusView.as_view(), name="status"),
+    path("<int:pk>/spend/", market.CampaignSpendView.as_view(), name="spend"),
     path("<int:pk>/redistribute/", market.CampaignRedistributeView.as_view(), name="redistribute"),
     path(
         "distributions/<int:pk>/redistribute/",

@@ -33,6 +33,11 @@ urlpatterns = [
     path("connections/<int:pk>/reconnect/", connections.ConnectionReconnectView.as_view(), name="connection_reconnect"),
     path("connections/<int:pk>/form/", connections.ConnectionHostedFormView.as_view(), name="connection_hosted_form"),
     path(
+        "connections/form-category-fields/",
+        connections.HostedFormCategoryFieldsView.as_view(),
+        name="hosted_form_category_fields",
+    ),
+    path(
         "connections/<int:pk>/conversions/",
         connections.ConnectionConversionsView.as_view(),
         name="connection_conversions",

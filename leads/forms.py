@@ -10,8 +10,10 @@ from typing import Any
 from django import forms
 from django.core.exceptions import ValidationError
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils.dateparse import parse_date
 
+from campaigns.models import Campaign
 from leadflow.exceptions import ServiceError
 
 from .intake.mapping import CONTACT_FIELDS
@@ -69,8 +71,18 @@ def lead_filter_params(query: QueryDict) -> QueryDict:
 
 
 class LeadAddForm(forms.Form):
-    """A lead typed in by hand: plain text fields, read by the intake pipeline like every other source."""
+    """A lead typed in by hand: plain text fields, read by the intake pipeline like every other source.
 
+    Managers and above (who may post to campaigns through the API too) can add it to a campaign: choosing one
+    swaps in its category's fields (``campaigns.forms_schema``) and the lead is then distributed to its buyers.
+    """
+
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.none(),
+        required=False,
+        empty_label="— none —",
+        help_text="Adds its category's fields; the lead is offered to the campaign's buyers",
+    )
     full_name = forms.CharField(label="Name", max_length=255, required=False)
     email = forms.CharField(max_length=254, required=False, widget=forms.EmailInput(attrs={"autocomplete": "off"}))
     phone = forms.CharField(max_length=40, required=False, widget=forms.TextInput(attrs={"type": "tel"}))
@@ -83,8 +95,30 @@ class LeadAddForm(forms.Form):
 
     error_aliases = {"first_name": "full_name", "last_name": "full_name"}
 
+    def __init__(self, *args, can_choose_campaign: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not can_choose_campaign:
+            del self.fields["campaign"]
+            return
+        # Built per request: the scoped manager offers only the request's organization's campaigns.
+        self.fields["campaign"].queryset = Campaign.objects.select_related("category").order_by("name", "id")
+        self.fields["campaign"].widget.attrs.update(
+            {
+                "hx-get": reverse("leads:add_fields"),
+                "hx-trigger": "change",
+                "hx-target": "#category-fields",
+                "hx-swap": "outerHTML",
+            }
+        )
+
+    def chosen_campaign(self) -> Campaign | None:
+        """The campaign picked, once validated (even when other fields are wrong, so its fields still show)."""
+        return getattr(self, "cleaned_data", {}).get("campaign")
+
     def payload(self) -> dict[str, Any]:
-        payload = {name: value for name, value in self.cleaned_data.items() if value not in (None, "")}
+        payload = {
+            name: value for name, value in self.cleaned_data.items() if value not in (None, "") and name != "campaign"
+        }
         if "deal_value" in payload:
             payload["deal_value"] = str(payload["deal_value"])
         return payload

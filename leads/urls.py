@@ -8,6 +8,7 @@ urlpatterns = [
     path("", views.LeadListView.as_view(), name="list"),
     path("board/", views.LeadBoardView.as_view(), name="board"),
     path("new/", views.LeadAddView.as_view(), name="add"),
+    path("new/fields/", views.LeadAddFieldsView.as_view(), name="add_fields"),
     path("bulk/", views.LeadBulkView.as_view(), name="bulk"),
     path("export.csv", views.LeadExportView.as_view(), name="export"),
     path("imports/", views.ImportUploadView.as_view(), name="import"),

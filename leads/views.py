@@ -17,6 +17,9 @@ from django.utils.cache import patch_vary_headers
 from django.views import View
 
 from accounts.constants import Role
+from campaigns.forms_schema import campaign_fields_form, split_intake_errors
+from campaigns.intake import campaign_lead_intake, distribution_summary
+from campaigns.models import Campaign
 from leadflow.exceptions import ServiceError
 from leadflow.tenancy.views import OrganizationRequiredMixin
 
@@ -582,24 +585,51 @@ class LeadMergeView(LeadPageMixin, View):
 
 
 class LeadAddView(LeadPageMixin, View):
-    """A lead typed in by hand goes through the intake pipeline like any other source (dedupe, scoring, routing)."""
+    """A lead typed in by hand goes through the intake pipeline like any other source (dedupe, scoring, routing);
+    one added to a campaign is checked against its category and distributed, exactly as the supplier API's."""
 
     required_role = Role.AGENT
     template_name = "leads/pages/add.html"
 
+    def build_form(self, data=None) -> LeadAddForm:
+        return LeadAddForm(data, can_choose_campaign=self.has_role(Role.MANAGER))
+
+    def render_page(self, request, form, category_form=None, status=200):
+        return render(request, self.template_name, {"form": form, "category_form": category_form}, status=status)
+
     def get(self, request):
-        return render(request, self.template_name, {"form": LeadAddForm()})
+        return self.render_page(request, self.build_form())
 
     def post(self, request):
-        form = LeadAddForm(request.POST)
-        if not form.is_valid():
-            return render(request, self.template_name, {"form": form}, status=400)
-        outcome = lead_intake(
-            organization=request.organization, source=LeadSource.MANUAL, payload=form.payload(), actor=request.user
-        )
+        form = self.build_form(request.POST)
+        form_is_valid = form.is_valid()
+        campaign = form.chosen_campaign()
+        category_form = campaign_fields_form(campaign, request.POST)
+        if not form_is_valid or (category_form is not None and not category_form.is_valid()):
+            return self.render_page(request, form, category_form, status=400)
+        payload = form.payload()
+        distribution = None
+        if campaign is None:
+            outcome = lead_intake(
+                organization=request.organization, source=LeadSource.MANUAL, payload=payload, actor=request.user
+            )
+        else:
+            payload["custom"] = category_form.custom_values() if category_form is not None else {}
+            result = campaign_lead_intake(
+                organization=request.organization,
+                campaign=campaign,
+                source=LeadSource.MANUAL,
+                payload=payload,
+                actor=request.user,
+            )
+            outcome, distribution = result.outcome, result.distribution
         if outcome.status in (SubmissionStatus.REJECTED, SubmissionStatus.FAILED) or outcome.lead is None:
-            add_errors(form, outcome.errors or {"non_field_errors": ["The lead could not be added."]})
-            return render(request, self.template_name, {"form": form}, status=400)
+            custom_errors, other_errors = split_intake_errors(
+                outcome.errors or {"non_field_errors": ["The lead could not be added."]}
+            )
+            add_errors(form, other_errors)
+            add_errors(category_form if category_form is not None else form, custom_errors)
+            return self.render_page(request, form, category_form, status=400)
         lead = outcome.lead
         if outcome.status == SubmissionStatus.DUPLICATE and outcome.original is not None:
             original = outcome.original
@@ -609,12 +639,27 @@ class LeadAddView(LeadPageMixin, View):
                 "who arrived with the same email or phone.",
             )
         else:
-            messages.success(request, f"{lead.display_name} was added.")
+            messages.success(request, f"{lead.display_name} was added. {distribution_summary(distribution)}".strip())
         if self.visible_leads().filter(pk=lead.pk).exists():
             return redirect("leads:detail", pk=lead.pk)
         # Routing gave it to someone else: an agent cannot open it, so say where it went.
         messages.info(request, "It was routed to a teammate (or the unassigned queue).")
         return redirect("leads:list")
+
+
+class LeadAddFieldsView(LeadPageMixin, View):
+    """The add page's category fieldset for the campaign just chosen (htmx swaps it in)."""
+
+    required_role = Role.MANAGER
+
+    def get(self, request):
+        value = request.GET.get("campaign", "")
+        campaign = (
+            get_object_or_404(Campaign.objects.select_related("category"), pk=int(value)) if value.isdigit() else None
+        )
+        return render(
+            request, "campaigns/partials/category_fields.html", {"category_form": campaign_fields_form(campaign)}
+        )
 
 
 # Imports ---------------------------------------------------------------------------------------------------------

@@ -130,6 +130,7 @@ class NotificationEvent(models.TextChoices):
     LOW_WALLET = "low_wallet", "Low wallet balance"
     PAYMENT_FAILED = "payment_failed", "Payment failed"
     INTEGRATION_ERROR = "integration_error", "Integration error"
+    CAMPAIGN_BUDGET = "campaign_budget", "Campaign paused: budget spent"
     SLA_BREACHED = "sla_breached", "Lead not contacted in time"
     AUTOMATION = "automation", "Automation notices"
     DAILY_SUMMARY = "daily_summary", "Daily summary (email digest)"
@@ -150,6 +151,7 @@ DEFAULT_NOTIFICATION_CHANNELS = {
     NotificationEvent.LOW_WALLET: {NotificationChannel.IN_APP, NotificationChannel.EMAIL},
     NotificationEvent.PAYMENT_FAILED: {NotificationChannel.IN_APP, NotificationChannel.EMAIL},
     NotificationEvent.INTEGRATION_ERROR: {NotificationChannel.IN_APP, NotificationChannel.EMAIL},
+    NotificationEvent.CAMPAIGN_BUDGET: {NotificationChannel.IN_APP, NotificationChannel.EMAIL},
     NotificationEvent.SLA_BREACHED: {NotificationChannel.IN_APP, NotificationChannel.EMAIL},
     NotificationEvent.AUTOMATION: {NotificationChannel.IN_APP},
     NotificationEvent.DAILY_SUMMARY: {NotificationChannel.EMAIL},

@@ -63,14 +63,46 @@ def category_save(*, category: Category, data: dict[str, Any], actor=None, reque
     return _save(category, data, actor=actor, request=request)
 
 
+BUDGET_FIELDS = ("daily_budget", "total_budget")
+
+
 @transaction.atomic
 def campaign_save(*, campaign: Campaign, data: dict[str, Any], actor=None, request=None) -> Campaign:
+    """Create or edit a campaign. A new total ``ad_spend`` is recorded as today's spend (the difference), and a
+    change of spend or budget pauses or resumes the campaign for its budget (``services.budgets``)."""
+    from .budgets import campaign_budget_enforce, campaign_spend_record
+
     if {"status", "pause_reason"} & set(data):
         raise ServiceError("Pause and resume the campaign with its own actions.", field="status")
     category = data.get("category")
     if category is not None and category.organization_id != campaign.organization_id:
         raise ServiceError("Pick one of this organization's categories.", field="category")
-    return _save(campaign, data, actor=actor, request=request)
+    data = dict(data)
+    new_spend = data.pop("ad_spend", None)
+    budgets_before = None
+    if campaign.pk is not None:
+        # Spend and status move only through their own services: whatever this instance was read with, it saves
+        # them as they stand now (the row locked), never an older value over a newer one.
+        current = (
+            Campaign.objects.unscoped()
+            .select_for_update()
+            .values("ad_spend", "status", "pause_reason", *BUDGET_FIELDS)
+            .get(pk=campaign.pk)
+        )
+        for name in ("ad_spend", "status", "pause_reason"):
+            setattr(campaign, name, current[name])
+        budgets_before = tuple(current[name] for name in BUDGET_FIELDS)
+    if new_spend is not None and new_spend < 0:
+        raise ServiceError("Ad spend cannot be negative.", field="ad_spend")
+    campaign = _save(campaign, data, actor=actor, request=request)
+    spend_changed = new_spend is not None and new_spend != campaign.ad_spend
+    if spend_changed:
+        campaign_spend_record(campaign=campaign, amount=new_spend - campaign.ad_spend, actor=actor, request=request)
+    if spend_changed or budgets_before != tuple(getattr(campaign, name) for name in BUDGET_FIELDS):
+        campaign_budget_enforce(campaign=campaign, actor=actor, request=request)
+    with organization_scope(campaign.organization):
+        campaign.refresh_from_db(fields=["ad_spend", "status", "pause_reason", "updated_at"])
+    return campaign
 
 
 @transaction.atomic
@@ -85,13 +117,32 @@ def campaign_pause(*, campaign: Campaign, reason: str = PauseReason.MANUAL, acto
 
 
 @transaction.atomic
-def campaign_resume(*, campaign: Campaign, only_if_reason: str | None = None, actor=None, request=None) -> Campaign:
-    """Sell again. ``only_if_reason`` lets billing resume only what billing paused, never a manual pause."""
+def campaign_resume(
+    *, campaign: Campaign, only_if_reason: str | None = None, actor=None, request=None, now: datetime | None = None
+) -> Campaign:
+    """Sell again. ``only_if_reason`` lets billing resume only what billing paused, never a manual pause. A
+    campaign whose budget is spent stays paused until the budget allows it: a person is told why
+    (``ServiceError``); an automatic resume leaves it paused for its budget instead."""
+    from ..selectors import campaign_budget_usage
+
     campaign = Campaign.objects.unscoped().select_for_update().get(pk=campaign.pk)
     if campaign.status == CampaignStatus.ACTIVE:
         return campaign
     if only_if_reason is not None and campaign.pause_reason != only_if_reason:
         return campaign
+    with organization_scope(campaign.organization):
+        usage = campaign_budget_usage(campaign, now=now)
+    if usage.reached:
+        if only_if_reason is not None:
+            # Whoever paused it is done (billing was paid), but the budget is spent: it stays paused, for that.
+            return _save(campaign, {"pause_reason": PauseReason.BUDGET}, actor=actor, request=request)
+        # A person resuming it would spend past the budget: the budget decides, not the button.
+        raise ServiceError(
+            "Its budget is spent: raise the budget"
+            + (" or wait for tomorrow" if not usage.total_reached else "")
+            + " to sell its leads again.",
+            field="status",
+        )
     return _save(campaign, {"status": CampaignStatus.ACTIVE, "pause_reason": ""}, actor=actor, request=request)
 
 

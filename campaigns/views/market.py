@@ -11,10 +11,11 @@ from django.views import View
 from leadflow.exceptions import ServiceError
 
 from .. import selectors
-from ..constants import CampaignStatus
+from ..constants import CampaignStatus, PauseReason
 from ..forms import (
     PERIODS,
     CampaignForm,
+    CampaignSpendForm,
     CategoryFieldFormSet,
     CategoryForm,
     FieldFilterFormSet,
@@ -22,7 +23,7 @@ from ..forms import (
     category_field_initial,
 )
 from ..models import BuyerSubscription, Campaign, Category, LeadDistribution
-from ..services import catalog, redistribution
+from ..services import budgets, catalog, redistribution
 from ..services.live import CAMPAIGN_FIGURES_EVENT
 from .common import CampaignsPageMixin, add_errors, period_since
 
@@ -182,10 +183,15 @@ def _figures_context(request, campaign: Campaign) -> dict:
 
 
 class CampaignDetailView(CampaignsPageMixin, View):
-    def render_page(self, request, campaign, form=None, subscription_form=None, filters=None, status=200):
+    def render_page(
+        self, request, campaign, form=None, subscription_form=None, filters=None, spend_form=None, status=200
+    ):
         context = _figures_context(request, campaign)
         context.update(
             form=form or CampaignForm(instance=campaign),
+            budget=selectors.campaign_budget_usage(campaign),
+            spend_entries=selectors.campaign_spend_entries(campaign),
+            spend_form=spend_form or CampaignSpendForm(),
             subscription_form=subscription_form
             or SubscriptionForm(initial={"campaign": campaign.pk}, fixed="campaign"),
             filters=filters or FieldFilterFormSet(prefix=FILTERS_PREFIX),
@@ -225,10 +231,40 @@ class CampaignStatusView(CampaignsPageMixin, View):
         if campaign.status == CampaignStatus.ACTIVE:
             catalog.campaign_pause(campaign=campaign, actor=request.user, request=request)
             messages.success(request, f"{campaign.name} is paused: its leads are no longer sold.")
-        else:
+            return redirect("campaigns:detail", pk=campaign.pk)
+        try:
             catalog.campaign_resume(campaign=campaign, actor=request.user, request=request)
+        except ServiceError as error:
+            messages.error(request, error.message)
+        else:
             messages.success(request, f"{campaign.name} is selling again.")
         return redirect("campaigns:detail", pk=campaign.pk)
+
+
+class CampaignSpendView(CampaignsPageMixin, View):
+    """Record ad spend; the campaign pauses when that spends its daily or total budget."""
+
+    def post(self, request, pk: int):
+        campaign = get_object_or_404(Campaign.objects.select_related("category"), pk=pk)
+        form = CampaignSpendForm(request.POST)
+        if form.is_valid():
+            try:
+                budgets.campaign_spend_record(
+                    campaign=campaign,
+                    amount=form.cleaned_data["amount"],
+                    spent_on=form.cleaned_data["spent_on"],
+                    actor=request.user,
+                    request=request,
+                )
+            except REFUSALS as error:
+                add_errors(form, error)
+            else:
+                campaign.refresh_from_db(fields=["status", "pause_reason"])
+                messages.success(request, "Ad spend recorded.")
+                if campaign.pause_reason == PauseReason.BUDGET:
+                    messages.warning(request, f"{campaign.name} is paused: its budget is spent.")
+                return redirect("campaigns:detail", pk=campaign.pk)
+        return CampaignDetailView().render_page(request, campaign, spend_form=form, status=400)
 
 
 class CampaignRedistributeView(CampaignsPageMixin, View):

@@ -6,6 +6,10 @@ import json
 from typing import Any
 
 from django import forms
+from django.urls import reverse
+
+from campaigns.forms_schema import optional_schema_fields
+from campaigns.models import Campaign
 
 from ..constants import HOSTED_FORM_FIELDS, IntegrationProvider
 
@@ -88,12 +92,44 @@ class MappingForm(forms.Form):
 class HostedFormSettingsForm(forms.Form):
     title = forms.CharField(max_length=200)
     fields = forms.MultipleChoiceField(choices=list(HOSTED_FORM_FIELDS.items()), widget=forms.CheckboxSelectMultiple)
+    campaign = forms.ModelChoiceField(
+        queryset=Campaign.objects.none(),
+        required=False,
+        empty_label="— none —",
+        help_text="Its category's fields join the form (the required ones always) and each lead is offered to "
+        "the campaign's buyers.",
+    )
+    category_fields = forms.MultipleChoiceField(
+        required=False, widget=forms.CheckboxSelectMultiple, label="Optional category fields to ask for"
+    )
     consent_text = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 3}),
         required=False,
         help_text="Shown next to a checkbox the visitor must tick; stored with each lead, with the time and IP.",
     )
     thank_you_url = forms.URLField(required=False, assume_scheme="https", help_text="Where to send people after")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Built per request: the scoped manager offers only the request's organization's campaigns.
+        campaigns = Campaign.objects.select_related("category").order_by("name", "id")
+        self.fields["campaign"].queryset = campaigns
+        self.fields["campaign"].widget.attrs.update(
+            {
+                "hx-get": reverse("integrations:hosted_form_category_fields"),
+                "hx-trigger": "change",
+                "hx-target": "#hosted-form-category-fields",
+                "hx-swap": "outerHTML",
+            }
+        )
+        chosen = self.data.get(self.add_prefix("campaign")) if self.is_bound else self.initial.get("campaign")
+        chosen = getattr(chosen, "pk", chosen)
+        self.chosen_campaign = campaigns.filter(pk=chosen).first() if str(chosen or "").isdigit() else None
+        schema = self.chosen_campaign.category.fields if self.chosen_campaign else []
+        self.required_category_fields = [field for field in schema if field.get("required")]
+        self.fields["category_fields"].choices = [
+            (field["name"], field.get("label") or field["name"]) for field in optional_schema_fields(schema)
+        ]
 
 
 class LinkedInConnectForm(forms.Form):

@@ -3,6 +3,10 @@
 The payload stored is what the visitor sent plus the evidence of consent we witnessed (the exact consent text
 shown, the time, the IP) and the page's attribution (utm_* from its URL, the referrer, the user agent): replaying
 the submission later makes the same lead with the same consent record.
+
+A form tied to a campaign also asks for the fields of the campaign's category (every required one, and the
+optional ones its builder picked; ``campaigns.forms_schema`` builds them) and posts the lead to the campaign as
+the supplier API does (``campaigns.intake.campaign_lead_intake``): checked against the category, then distributed.
 """
 
 from __future__ import annotations
@@ -14,6 +18,8 @@ from typing import Any
 from django.core.cache import cache
 from django.utils import timezone
 
+from campaigns.intake import campaign_lead_intake, campaign_of_organization
+from campaigns.models import Campaign
 from leadflow.exceptions import ServiceError
 from leads.intake.mapping import UTM_FIELDS
 from leads.intake.pipeline import IntakeOutcome, lead_intake
@@ -39,6 +45,7 @@ class HostedFormRateLimited(Exception):
 @dataclass(frozen=True)
 class HostedFormResult:
     outcome: IntakeOutcome | None  # None for a bot caught by the honeypot (answered as if it worked)
+    distribution: dict[str, Any] | None = None  # for a form tied to a campaign, what its distribution did
 
 
 def hosted_form_options(connection: IntegrationConnection) -> dict[str, Any]:
@@ -50,7 +57,21 @@ def hosted_form_options(connection: IntegrationConnection) -> dict[str, Any]:
         "consent_text": options.get("consent_text") or "",
         "thank_you_url": options.get("thank_you_url") or "",
         "submit_label": options.get("submit_label") or "Send",
+        "campaign_id": options.get("campaign_id"),
+        "category_fields": list(options.get("category_fields") or []),
     }
+
+
+def hosted_form_campaign(connection: IntegrationConnection) -> Campaign | None:
+    """The campaign the form posts to (with its category), or ``None``: untied, or the campaign is gone."""
+    campaign_id = connection.settings.get("campaign_id")
+    if not campaign_id:
+        return None
+    return campaign_of_organization(organization_id=connection.organization_id, campaign_id=campaign_id)
+
+
+def honeypot_filled(data) -> bool:
+    return bool((data.get(HOSTED_FORM_HONEYPOT) or "").strip())
 
 
 def hosted_form_configure(
@@ -60,11 +81,26 @@ def hosted_form_configure(
     fields: list[str],
     consent_text: str,
     thank_you_url: str,
+    campaign: Campaign | None = None,
+    category_fields: list[str] | tuple[str, ...] = (),
     actor=None,
     request=None,
 ) -> IntegrationConnection:
+    """Save a hosted form. ``category_fields`` names the optional fields of the campaign's category it asks for
+    too; the required ones are always asked (the category's schema refuses a lead without them)."""
     if connection.provider != IntegrationProvider.FORM:
         raise ServiceError("Only hosted forms have form settings.")
+    if campaign is not None and campaign.organization_id != connection.organization_id:
+        raise ServiceError("Pick one of this organization's campaigns.", field="campaign")
+    if category_fields and campaign is None:
+        raise ServiceError("Choose the campaign whose category fields the form asks for.", field="category_fields")
+    if campaign is not None:
+        optional = {field["name"] for field in campaign.category.fields if not field.get("required")}
+        unknown = sorted(set(category_fields) - optional)
+        if unknown:
+            raise ServiceError(
+                f"{campaign.category.name} has no optional field {', '.join(unknown)}.", field="category_fields"
+            )
     unknown = [name for name in fields if name not in HOSTED_FORM_FIELDS]
     if unknown or not fields:
         raise ServiceError("Pick at least one of the offered fields.", field="fields")
@@ -77,6 +113,12 @@ def hosted_form_configure(
             "fields": fields,
             "consent_text": consent_text.strip()[:5000],
             "thank_you_url": thank_you_url.strip()[:1000],
+            "campaign_id": campaign.pk if campaign is not None else None,
+            "category_fields": [
+                field["name"]
+                for field in (campaign.category.fields if campaign else [])
+                if field["name"] in category_fields
+            ],
         },
         actor=actor,
         request=request,
@@ -103,9 +145,13 @@ def hosted_form_submit(
     user_agent: str = "",
     referrer: str = "",
     headers=None,
+    custom: dict[str, Any] | None = None,
 ) -> HostedFormResult:
-    """One visitor's submission. Raises ``HostedFormRateLimited``; a filled honeypot is dropped silently."""
-    if (data.get(HOSTED_FORM_HONEYPOT) or "").strip():
+    """One visitor's submission. Raises ``HostedFormRateLimited``; a filled honeypot is dropped silently.
+
+    ``custom`` is the campaign's category fields, parsed by the page (``campaigns.forms_schema``).
+    """
+    if honeypot_filled(data):
         logger.info("hosted form %s: honeypot filled from %s, dropped", connection.pk, remote_ip)
         return HostedFormResult(outcome=None)
     if _rate_limited(connection, remote_ip):
@@ -137,14 +183,18 @@ def hosted_form_submit(
             "ip": remote_ip if given else None,
             "method": f"LeadFlow hosted form {connection.public_token[:8]}",
         }
-    outcome = lead_intake(
-        organization=connection.organization,
-        source=IntegrationProvider.FORM,
-        payload=payload,
-        context={"connection_id": connection.pk, "provider": connection.provider},
-        remote_ip=remote_ip,
-        headers=headers or {},
-    )
+    context = {"connection_id": connection.pk, "provider": connection.provider}
+    campaign = hosted_form_campaign(connection)
+    intake = {"source": IntegrationProvider.FORM, "context": context, "remote_ip": remote_ip, "headers": headers or {}}
+    distribution = None
+    if campaign is None:
+        outcome = lead_intake(organization=connection.organization, payload=payload, **intake)
+    else:
+        payload["custom"].update(custom or {})
+        result = campaign_lead_intake(
+            organization=connection.organization, campaign=campaign, payload=payload, **intake
+        )
+        outcome, distribution = result.outcome, result.distribution
     if outcome.status in ("accepted", "duplicate"):
         connection_record_success(connection=connection)
-    return HostedFormResult(outcome=outcome)
+    return HostedFormResult(outcome=outcome, distribution=distribution)

@@ -135,10 +135,14 @@ def _detail_context(request, connection: IntegrationConnection, **extra):
         context["hosted_form_url"] = request.build_absolute_uri(
             reverse("integrations:hosted_form", args=[connection.public_token])
         )
+        keys = ("title", "fields", "consent_text", "thank_you_url", "category_fields")
         context.setdefault(
             "hosted_form_settings",
             HostedFormSettingsForm(
-                initial={key: form_options[key] for key in ("title", "fields", "consent_text", "thank_you_url")}
+                initial={
+                    **{key: form_options[key] for key in keys},
+                    "campaign": hosted_forms.hosted_form_campaign(connection),
+                }
             ),
         )
     if connection.provider == IntegrationProvider.WEBHOOK:
@@ -267,6 +271,14 @@ class ConnectionHostedFormView(ConnectionPageMixin, View):
                 return redirect("integrations:connection_detail", pk=connection.pk)
         context = _detail_context(request, connection, hosted_form_settings=form)
         return render(request, f"{TEMPLATES}/detail.html", context, status=400)
+
+
+class HostedFormCategoryFieldsView(ConnectionPageMixin, View):
+    """The form builder's category fields for the campaign just chosen (htmx swaps them in)."""
+
+    def get(self, request):
+        form = HostedFormSettingsForm(initial={"campaign": request.GET.get("campaign", "")})
+        return render(request, f"{TEMPLATES}/partials/category_field_choices.html", {"hosted_form_settings": form})
 
 
 class LinkedInConnectView(ConnectionPageMixin, View):

@@ -473,6 +473,11 @@ CELERY_BEAT_SCHEDULE.update(
         "campaigns-sweep-sale-deliveries": {"task": "campaigns.tasks.sweep_sale_deliveries", "schedule": 60},
         # Unsold leads of campaigns that redistribute, and leads posted while their processing failed.
         "campaigns-redistribute-leads": {"task": "campaigns.tasks.redistribute_leads", "schedule": 60 * 15},
+        # Daily budgets resume after each organization's midnight: every quarter hour catches every time zone's.
+        "campaigns-enforce-budgets": {
+            "task": "campaigns.tasks.enforce_campaign_budgets",
+            "schedule": crontab(minute="*/15"),
+        },
     }
 )
 # Support tickets have a status of their own too.
