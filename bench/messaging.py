@@ -24,6 +24,7 @@ every benchmark (a `*_bench` database and a Redis database of its own: both are 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -50,6 +51,8 @@ class InboxWatcher:
         self.socket = socket_
         self.arrived: dict[str, list[float]] = {}
         self.listener: asyncio.Task | None = None
+        self.lost_at: float | None = None  # perf_counter when the server closed or broke the socket
+        self.lost_because = ""
 
     @classmethod
     async def open(cls, ws_port: int, cookie: str) -> InboxWatcher:
@@ -64,6 +67,16 @@ class InboxWatcher:
         return watcher
 
     async def _listen(self) -> None:
+        try:
+            await self._receive()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as error:
+            self.lost_at, self.lost_because = time.perf_counter(), f"{type(error).__name__}: {error}"
+
+    @property
+    def connected(self) -> bool:
+        return self.lost_at is None
+
+    async def _receive(self) -> None:
         while True:
             message = await self.socket.receive_json()
             at = time.perf_counter()
@@ -76,7 +89,8 @@ class InboxWatcher:
     async def close(self) -> None:
         if self.listener is not None:
             self.listener.cancel()
-        await self.socket.close()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.socket.close()
 
 
 async def inbox_phase(
