@@ -5,7 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution bench-messaging
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution bench-messaging \
+	bench-soak
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
@@ -78,3 +79,11 @@ bench-distribution: deps
 bench-messaging: deps
 	@bash scripts/ensure_services.sh
 	$(PY) -m bench.messaging
+
+# Soak: supplier ingest into capped campaigns (20/s, 5 % duplicates) with buyers' signed webhooks, Facebook leadgen
+# webhooks (2/s) and inbound Twilio SMS to an agent's open inbox (10/s), all at once for SOAK_SECONDS (600) on
+# gunicorn, daphne, a Celery worker and beat; checked for lost leads, messages and deliveries, 5xx, latency per minute
+# and flat memory. Writes bench/soak.json, exits 1 on a failed check. SOAK_SECONDS=60 SOAK_WARMUP_SECONDS=20 to try it.
+bench-soak: deps
+	@bash scripts/ensure_services.sh
+	$(PY) -m bench.soak

@@ -30,20 +30,18 @@ import os
 import random
 import signal
 import sys
-import threading
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
 
 from . import cpu, loadgen
 from .data import ingest_payload
-from .run import Config, Servers, log, machine_info, prepare
-from .speed_to_lead import _Quiet
+from .run import Config, Servers, log, machine_info, prepare, worker_backlog
+from .standins import WebhookReceiver, sale_id_of
 
 INGEST = "/api/v1/leads/ingest/"
 PRICE = Decimal("1.00")
@@ -75,12 +73,22 @@ class Settings:
 class Market:
     campaigns: dict[str, int] = field(default_factory=dict)  # name → id, in the order leads are spread over them
     fair_buyers: list[int] = field(default_factory=list)
-    webhook_buyer: int = 0
+    webhook_buyers: list[int] = field(default_factory=list)
     latency_campaign: int = 0
 
 
-def market_create(organization_id: int, *, leads_per_campaign: int, fifty: int, receiver_url: str, secret_box: dict):
-    """Through the services: a category (one required custom field), the campaigns, their buyers and wallets."""
+def market_create(
+    organization_id: int,
+    *,
+    leads_per_campaign: int,
+    fifty: int,
+    receiver: WebhookReceiver,
+    webhook_buyers: tuple[tuple[str, int], ...] = (("capped round robin", 0),),
+) -> Market:
+    """Through the services: a category (one required custom field), the campaigns, their buyers and wallets.
+
+    ``webhook_buyers`` (campaign name, buyer's index in it) receive each of their sales as a signed webhook at
+    ``receiver``; ``fifty`` buyers share a campaign of their own for the latency measurement (none: no campaign)."""
     from accounts.models import Organization
     from campaigns.models import Buyer, BuyerSubscription, Campaign, Category
     from campaigns.services.catalog import buyer_save, campaign_save, category_save, subscription_save
@@ -139,10 +147,13 @@ def market_create(organization_id: int, *, leads_per_campaign: int, fifty: int, 
             )
             if name == "fair round robin":
                 market.fair_buyers.append(who.pk)
-            if name == "capped round robin" and n == 0:
-                method = delivery_method_create(buyer=who, kind="webhook", url=receiver_url)
-                secret_box["secret"] = method.webhook_endpoint.secret
-                market.webhook_buyer = who.pk
+            if (name, n) in webhook_buyers:
+                path = f"/buyer-webhook/{who.pk}"
+                method = delivery_method_create(buyer=who, kind="webhook", url=receiver.url(path))
+                receiver.secrets[path] = method.webhook_endpoint.secret
+                market.webhook_buyers.append(who.pk)
+    if not fifty:
+        return market
     latency = campaign(f"{fifty} buyers", "round_robin")
     market.latency_campaign = latency.pk
     for n in range(fifty):
@@ -151,45 +162,6 @@ def market_create(organization_id: int, *, leads_per_campaign: int, fifty: int, 
             subscription=BuyerSubscription(organization=organization), data={"buyer": who, "campaign": latency}
         )
     return market
-
-
-# The buyer's receiver -----------------------------------------------------------------------------------------------
-
-
-class Receiver:
-    """The webhook buyer's endpoint: verifies every Standard Webhooks signature and counts each sale it gets."""
-
-    def __init__(self):
-        self.secret_box: dict = {}
-        self.sales: Counter = Counter()
-        self.bad_signatures = 0
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(_Quiet):
-            def do_POST(self):
-                from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                try:
-                    payload = Webhook(receiver.secret_box["secret"]).verify(
-                        body, {k.lower(): v for k, v in self.headers.items()}
-                    )
-                except (WebhookVerificationError, KeyError):
-                    with receiver.lock:
-                        receiver.bad_signatures += 1
-                    return self.answer(400)
-                with receiver.lock:
-                    receiver.sales[payload["data"]["sale"]["id"]] += 1
-                return self.answer(204)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/buyer-webhook"
 
 
 # Load ---------------------------------------------------------------------------------------------------------------
@@ -203,16 +175,28 @@ class Posted:
     status: int
     body: dict | None
     ms: float
+    due: float = 0.0  # seconds since the load began (open loop)
 
 
-def client_plan(client: int, settings: Settings, campaigns: list[int]) -> list[tuple[str, dict, int]]:
-    """One client's requests in order; a duplicate always repeats a lead this client already posted."""
-    rng = random.Random(client)  # noqa: S311 - a reproducible load, not security
+def lead_plan(
+    seed: int,
+    *,
+    count: int,
+    base: int,
+    duplicate_share: float,
+    test_share: float,
+    campaigns: list[int],
+    min_gap: int = 0,
+) -> list[tuple[str, dict, int]]:
+    """``count`` requests in order: leads numbered from ``base`` spread over ``campaigns``; a duplicate repeats a
+    lead posted at least ``min_gap`` requests earlier (with requests in flight at once, an original still being
+    answered could otherwise lose the race to its own duplicate)."""
+    rng = random.Random(seed)  # noqa: S311 - a reproducible load, not security
     plan, mine = [], []
-    base = client * settings.leads_per_client
-    for i in range(settings.leads_per_client):
-        if mine and rng.random() < settings.duplicate_share:
-            n, body = rng.choice(mine)
+    for i in range(count):
+        earlier = len(mine) - min_gap
+        if earlier > 0 and rng.random() < duplicate_share:
+            n, body = mine[rng.randrange(earlier)]  # what rng.choice(mine[:earlier]) picks, without the copy
             if rng.random() < 0.5:
                 plan.append(("redelivery", dict(body), n))
             else:
@@ -222,12 +206,24 @@ def client_plan(client: int, settings: Settings, campaigns: list[int]) -> list[t
         body = ingest_payload(n, run=1)
         body["campaign"] = campaigns[n % len(campaigns)]
         kind = "original"
-        if rng.random() < settings.test_share:
+        if rng.random() < test_share:
             body["tags"] = [*body.get("tags", []), TEST_TAG]
             kind = "test"
         plan.append((kind, body, n))
         mine.append((n, body))
     return plan
+
+
+def client_plan(client: int, settings: Settings, campaigns: list[int]) -> list[tuple[str, dict, int]]:
+    """One client's requests in order (one in flight, so a duplicate may repeat the lead just answered)."""
+    return lead_plan(
+        client,
+        count=settings.leads_per_client,
+        base=client * settings.leads_per_client,
+        duplicate_share=settings.duplicate_share,
+        test_share=settings.test_share,
+        campaigns=campaigns,
+    )
 
 
 async def post_all(base_url: str, keys: list[str], settings: Settings, campaigns: list[int]) -> tuple[list, float]:
@@ -314,13 +310,10 @@ def latency_phase(servers: Servers, keys: list[str], settings: Settings, campaig
 def drain(dsn: str, seconds: float) -> dict:
     """Wait for the worker to plan every sale's deliveries and send the webhooks."""
     began = time.perf_counter()
-    query = """
-        SELECT (SELECT count(*) FROM campaigns_leadsale WHERE deliveries_planned_at IS NULL),
-               (SELECT count(*) FROM integrations_webhookdelivery WHERE status = 'pending')
-    """
     with psycopg.connect(dsn, autocommit=True) as conn:
         while True:
-            unplanned, pending = conn.execute(query).fetchone()
+            backlog = worker_backlog(conn)
+            unplanned, pending = backlog["sales_not_planned"], backlog["webhook_deliveries_pending"]
             if (unplanned == 0 and pending == 0) or time.perf_counter() - began > seconds:
                 return {
                     "unplanned_sales": unplanned,
@@ -330,7 +323,7 @@ def drain(dsn: str, seconds: float) -> dict:
             time.sleep(1)
 
 
-def checks(dsn: str, organization_id: int, market: Market, posted: list[Posted], receiver: Receiver) -> dict:
+def checks(dsn: str, organization_id: int, market: Market, posted: list[Posted], receiver: WebhookReceiver) -> dict:
     found: dict[str, object] = {}
     by_n: dict[int, list[Posted]] = defaultdict(list)
     for item in posted:
@@ -472,16 +465,48 @@ def checks(dsn: str, organization_id: int, market: Market, posted: list[Posted],
         webhook_sales = {
             row[0]
             for row in conn.execute(
-                "SELECT id FROM campaigns_leadsale WHERE buyer_id = %s AND campaign_id = ANY(%s)",
-                (market.webhook_buyer, campaign_ids),
+                "SELECT id FROM campaigns_leadsale WHERE buyer_id = ANY(%s) AND campaign_id = ANY(%s)",
+                (market.webhook_buyers, campaign_ids),
             )
         }
+    received = receiver.counts()
     found["webhook_sales"] = len(webhook_sales)
-    found["webhooks_missing"] = len(webhook_sales - set(receiver.sales))
-    found["webhooks_repeated"] = sum(count - 1 for count in receiver.sales.values())
-    found["webhooks_for_unknown_sales"] = len(set(receiver.sales) - webhook_sales)
+    found["webhooks_missing"] = len(webhook_sales - set(received))
+    found["webhooks_repeated"] = sum(count - 1 for count in received.values())
+    found["webhooks_for_unknown_sales"] = len(set(received) - webhook_sales)
     found["bad_signatures"] = receiver.bad_signatures
     return found
+
+
+def verdicts(found: dict) -> dict[str, bool]:
+    """What ``checks()`` found, as the distribution's promises, each kept or not."""
+    return {
+        "zero lost": found["lost"] == 0 and found["accepted_not_distributed"] == 0,
+        "zero double-sold": not (
+            found["lead_sold_twice_to_a_buyer"]
+            or found["person_sold_twice_to_a_buyer"]
+            or found["duplicates_sold"]
+            or found["test_leads_sold"]
+        ),
+        "no 5xx": found["server_errors"] == 0 and found["unexpected_status"] == 0,
+        "caps never exceeded": found["caps_exceeded"] == 0 and found["capped_subscriptions"] > 0,
+        "wallets never below their limit, equal to their ledger": not (
+            found["wallets_below_credit_limit"] or found["wallets_not_equal_to_ledger"]
+        ),
+        "answers match the stored sales": found["answers_not_matching_the_sales"] == 0
+        and found["duplicate_answers_wrong"] == 0,
+        "equal-weight round robin spread ≤ 1": found["fair_round_robin_spread"] <= 1,
+        "every webhook sale delivered once, signed": not (
+            found["webhooks_missing"]
+            or found["webhooks_repeated"]
+            or found["webhooks_for_unknown_sales"]
+            or found["bad_signatures"]
+        ),
+        # The load was real: caps and wallets turned buyers away.
+        "caps and wallets bound": bool(
+            found["subscriptions_at_cap"] and found["unsold_reasons"].get("insufficient_funds")
+        ),
+    }
 
 
 def main() -> int:
@@ -491,15 +516,11 @@ def main() -> int:
     os.environ["WEBHOOKS_ALLOW_PRIVATE_ADDRESSES"] = "true"  # the buyer's receiver is on loopback
     config = Config()
     config.celery_concurrency = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "2"))  # as the Procfile runs it
-    receiver = Receiver()
+    receiver = WebhookReceiver(sale_id_of)
     env, workdir, _capture, workspace, _results, began = prepare(config)
     leads_per_campaign = max(1, int(settings.requests * (1 - settings.duplicate_share) / 5))
     market = market_create(
-        workspace.organization_id,
-        leads_per_campaign=leads_per_campaign,
-        fifty=settings.buyers,
-        receiver_url=receiver.url,
-        secret_box=receiver.secret_box,
+        workspace.organization_id, leads_per_campaign=leads_per_campaign, fifty=settings.buyers, receiver=receiver
     )
     servers = Servers(config, env, workdir)
     results: dict = {
@@ -540,35 +561,9 @@ def main() -> int:
     finally:
         servers.stop()
         with contextlib.suppress(Exception):
-            receiver.server.shutdown()
+            receiver.shutdown()
     found = results["checks"]
-    met = {
-        "zero lost": found["lost"] == 0 and found["accepted_not_distributed"] == 0,
-        "zero double-sold": not (
-            found["lead_sold_twice_to_a_buyer"]
-            or found["person_sold_twice_to_a_buyer"]
-            or found["duplicates_sold"]
-            or found["test_leads_sold"]
-        ),
-        "no 5xx": found["server_errors"] == 0 and found["unexpected_status"] == 0,
-        "caps never exceeded": found["caps_exceeded"] == 0 and found["capped_subscriptions"] > 0,
-        "wallets never below their limit, equal to their ledger": not (
-            found["wallets_below_credit_limit"] or found["wallets_not_equal_to_ledger"]
-        ),
-        "answers match the stored sales": found["answers_not_matching_the_sales"] == 0
-        and found["duplicate_answers_wrong"] == 0,
-        "equal-weight round robin spread ≤ 1": found["fair_round_robin_spread"] <= 1,
-        "every webhook sale delivered once, signed": not (
-            found["webhooks_missing"]
-            or found["webhooks_repeated"]
-            or found["webhooks_for_unknown_sales"]
-            or found["bad_signatures"]
-        ),
-        # The load was real: caps and wallets turned buyers away.
-        "caps and wallets bound": bool(
-            found["subscriptions_at_cap"] and found["unsold_reasons"].get("insufficient_funds")
-        ),
-    }
+    met = verdicts(found)
     if "latency" in results:
         met[f"distribution adds ≤ 10 ms at p99 ({settings.buyers} buyers)"] = results["latency"]["p99_added_ms"] <= 10
     results["met"] = met

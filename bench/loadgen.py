@@ -17,7 +17,7 @@ import json
 import math
 import time
 import urllib.parse
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -246,9 +246,8 @@ async def open_loop(
     accept: Callable[[Response], bool] = default_accept,
 ) -> Run:
     run = Run()
-    total = int(rate * seconds)
     async with _client(base_url, connections) as client:
-        began = time.perf_counter() + 0.05
+        began = time.perf_counter()
 
         async def one(n: int, due: float):
             request = make(n)
@@ -258,16 +257,41 @@ async def open_loop(
             sample.due = due - began
             run.samples.append(sample)
 
-        tasks = []
-        for n in range(total):
-            due = began + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, due)))
-        await asyncio.gather(*tasks)
+        await paced(range(int(rate * seconds)), rate, one)
         run.seconds = time.perf_counter() - began
     return run
+
+
+async def paced(numbers: range, rate: float, one: Callable[[int, float], Awaitable[None]]) -> None:
+    """Open loop: ``one(n, due)`` is started when number n is due, (n - first) / rate after the start (plus 50 ms to
+    set up), whether or not the earlier ones have been answered; each measures from its ``due`` (perf_counter)."""
+    began = time.perf_counter() + 0.05
+    tasks = []
+    for n in numbers:
+        due = began + (n - numbers.start) / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(one(n, due)))
+    await asyncio.gather(*tasks)
+
+
+def windows(points: list[tuple[float, float]], *, seconds: float) -> list[dict]:
+    """Latency per window of ``seconds``: ``points`` are (when, in seconds since the start; milliseconds); windows
+    with no point are left out. Shows whether the slow requests are spread or bunched, and drift over a long run."""
+    by_window: dict[int, list[float]] = {}
+    for at, ms in points:
+        by_window.setdefault(int(at // seconds), []).append(ms)
+    return [
+        {
+            "window": n,
+            "requests": len(values),
+            "p50_ms": round(percentile(values, 50), 1),
+            "p99_ms": round(percentile(values, 99), 1),
+            "max_ms": round(max(values), 1),
+        }
+        for n, values in sorted(by_window.items())
+    ]
 
 
 async def cursor_chains(

@@ -24,142 +24,73 @@ every benchmark (a `*_bench` database and a Redis database of its own: both are 
 from __future__ import annotations
 
 import asyncio
-import itertools
+import contextlib
 import json
 import os
 import signal
-import socket
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import parse_qs, urlencode
-
-import httpx
 
 from . import loadgen
 from .run import Config, Servers, free_port, log, machine_info, prepare
+from .standins import TWILIO_WEBHOOK_PATH, TwilioStandIn, twilio_inbound, twilio_sms_number_configure
+from .workspace import member_session_cookie
 from .wsclient import WebSocket
 
-TWILIO_SID = "ACbench00000000000000000000000001"
-TWILIO_TOKEN = "bench-twilio-auth-token"  # noqa: S105 - a throwaway token for loopback
-SMS_NUMBER = "+15005550006"
-WEBHOOK_PATH = "/api/webhooks/twilio/messages/"
+
+def sender_number(n: int, senders: int) -> str:
+    return f"+9197{n % senders:08d}"
 
 
-class TwilioStandIn:
-    """Twilio's Messages API: notes when each create arrives (per To number), answers a queued message."""
+class InboxWatcher:
+    """A browser's inbox on ``/ws/events/`` (through daphne, signed in with ``cookie``): notes when each inbound
+    bench message's ``message.created`` arrives, by the token its body ends with."""
 
-    def __init__(self):
+    def __init__(self, socket_: WebSocket):
+        self.socket = socket_
         self.arrived: dict[str, list[float]] = {}
-        self.lock = threading.Lock()
-        sids = itertools.count(1)
-        stand_in = self
+        self.listener: asyncio.Task | None = None
+        self.lost_at: float | None = None  # perf_counter when the server closed or broke the socket
+        self.lost_because = ""
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    @classmethod
+    async def open(cls, ws_port: int, cookie: str) -> InboxWatcher:
+        socket_ = await WebSocket.connect(
+            "127.0.0.1", ws_port, "/ws/events/", headers={"Origin": "http://127.0.0.1", "Cookie": cookie}
+        )
+        hello = await socket_.receive_json()
+        if hello.get("event") != "connected":
+            raise RuntimeError(f"the websocket said {hello}")
+        watcher = cls(socket_)
+        watcher.listener = asyncio.create_task(watcher._listen())
+        return watcher
 
-            def setup(self):
-                super().setup()
-                self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                at = time.perf_counter()
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                to = form.get("To", "")
-                with stand_in.lock:
-                    stand_in.arrived.setdefault(to, []).append(at)
-                    sid = f"SMbench{next(sids):027x}"
-                answer = json.dumps(
-                    {
-                        "sid": sid,
-                        "account_sid": TWILIO_SID,
-                        "to": to,
-                        "status": "queued",
-                        "price": None,
-                        "price_unit": "USD",
-                    }
-                ).encode()
-                self.send_response(201)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+    async def _listen(self) -> None:
+        try:
+            await self._receive()
+        except (ConnectionError, OSError, asyncio.IncompleteReadError) as error:
+            self.lost_at, self.lost_because = time.perf_counter(), f"{type(error).__name__}: {error}"
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}"
+    def connected(self) -> bool:
+        return self.lost_at is None
 
+    async def _receive(self) -> None:
+        while True:
+            message = await self.socket.receive_json()
+            at = time.perf_counter()
+            if message.get("event") != "message.created":
+                continue
+            preview = message["payload"]["message"]["preview"]
+            if message["payload"]["message"]["direction"] == "in" and "bench-" in preview:
+                self.arrived.setdefault(preview.rsplit(" ", 1)[-1], []).append(at)
 
-def configure(workspace) -> str:
-    """The workspace's Twilio SMS number (WhatsApp off, so the welcome goes by SMS); returns a manager's session
-    cookie (a real session row, as a browser that signed in has)."""
-    from django.conf import settings
-    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
-    from django.contrib.sessions.backends.db import SessionStore
-
-    from accounts.models import Membership, Organization
-    from leadflow.tenancy.middleware import SESSION_KEY as ORGANIZATION_KEY
-    from messaging.services.channels import messaging_settings_update
-
-    organization = Organization.objects.get(pk=workspace.organization_id)
-    messaging_settings_update(organization=organization, twilio_sms_from=SMS_NUMBER, whatsapp_enabled=False)
-    agent = (
-        Membership.objects.unscoped()
-        .filter(organization=organization, role="manager")
-        .select_related("user")
-        .first()
-        .user
-    )
-    session = SessionStore()
-    session[SESSION_KEY] = str(agent.pk)
-    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
-    session[HASH_SESSION_KEY] = agent.get_session_auth_hash()
-    session[ORGANIZATION_KEY] = organization.pk
-    session.create()
-    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"
-
-
-def signed_inbound(n: int, *, site_url: str, senders: int) -> tuple[str, bytes, dict[str, str]]:
-    from twilio.request_validator import RequestValidator
-
-    token = f"bench-{n}"
-    params = {
-        "MessageSid": f"SMin{n:030d}",
-        "SmsSid": f"SMin{n:030d}",
-        "AccountSid": TWILIO_SID,
-        "From": f"+9197{n % senders:08d}",
-        "To": SMS_NUMBER,
-        "Body": f"Hello, is it available? {token}",
-        "NumMedia": "0",
-        "NumSegments": "1",
-        "ApiVersion": "2010-04-01",
-    }
-    signature = RequestValidator(TWILIO_TOKEN).compute_signature(site_url + WEBHOOK_PATH, params)
-    headers = {"Content-Type": "application/x-www-form-urlencoded", "X-Twilio-Signature": signature}
-    return token, urlencode(params).encode(), headers
-
-
-async def open_loop(numbers: range, rate: float, one) -> None:
-    """Open loop: request n is due at (n - first) / rate after the start; its clock starts when it is due."""
-    began = time.perf_counter() + 0.05
-    tasks = []
-    for n in numbers:
-        due = began + (n - numbers.start) / rate
-        delay = due - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(one(n, due)))
-    await asyncio.gather(*tasks)
+    async def close(self) -> None:
+        if self.listener is not None:
+            self.listener.cancel()
+        with contextlib.suppress(ConnectionError, OSError):
+            await self.socket.close()
 
 
 async def inbox_phase(
@@ -173,28 +104,8 @@ async def inbox_phase(
     drain: float,
     site_url: str,
 ) -> dict:
-    socket_ = await WebSocket.connect(
-        "127.0.0.1",
-        ws_port,
-        "/ws/events/",
-        headers={"Origin": "http://127.0.0.1", "Cookie": cookie},
-    )
-    hello = await socket_.receive_json()
-    if hello.get("event") != "connected":
-        raise RuntimeError(f"the websocket said {hello}")
-    arrived: dict[str, list[float]] = {}
-
-    async def listen():
-        while True:
-            message = await socket_.receive_json()
-            at = time.perf_counter()
-            if message.get("event") != "message.created":
-                continue
-            preview = message["payload"]["message"]["preview"]
-            if message["payload"]["message"]["direction"] == "in" and "bench-" in preview:
-                arrived.setdefault(preview.rsplit(" ", 1)[-1], []).append(at)
-
-    listener = asyncio.create_task(listen())
+    watcher = await InboxWatcher.open(ws_port, cookie)
+    arrived = watcher.arrived
     sent: dict[str, float] = {}
     samples: list[float] = []
     failures = 0
@@ -205,27 +116,26 @@ async def inbox_phase(
 
         async def one(n: int, due: float):
             nonlocal failures
-            token, body, headers = signed_inbound(n, site_url=site_url, senders=senders)
+            token, body, headers = twilio_inbound(n, site_url=site_url, sender=sender_number(n, senders))
             sent[token] = due
             try:
-                response = await client.request_raw("POST", WEBHOOK_PATH, headers=headers, body=body)
+                response = await client.request_raw("POST", TWILIO_WEBHOOK_PATH, headers=headers, body=body)
                 ok = response.status_code == 200
             except loadgen.TransportError:
                 ok = False
             failures += not ok
             samples.append((time.perf_counter() - due) * 1000)
 
-        await open_loop(range(senders), rate, one)
+        await loadgen.paced(range(senders), rate, one)
         deadline = time.perf_counter() + drain
         while time.perf_counter() < deadline and len(arrived) < len(sent):
             await asyncio.sleep(0.1)
         await asyncio.sleep(2)
-        await open_loop(range(senders, senders + int(rate * seconds)), rate, one)
+        await loadgen.paced(range(senders, senders + int(rate * seconds)), rate, one)
     deadline = time.perf_counter() + drain
     while time.perf_counter() < deadline and len(arrived) < len(sent):
         await asyncio.sleep(0.1)
-    listener.cancel()
-    await socket_.close()
+    await watcher.close()
 
     def latencies(first: bool) -> list[float]:
         return sorted(
@@ -284,7 +194,7 @@ async def welcome_phase(
                 ok = False
             failures += not ok
 
-        await open_loop(range(total), rate, one)
+        await loadgen.paced(range(total), rate, one)
     deadline = time.perf_counter() + drain
     while time.perf_counter() < deadline and len(set(sent) & set(twilio.arrived)) < len(sent):
         await asyncio.sleep(0.1)
@@ -306,21 +216,6 @@ async def welcome_phase(
     }
 
 
-def start_daphne(servers: Servers, port: int) -> None:
-    servers._spawn(
-        "daphne",
-        [str(Path(sys.executable).parent / "daphne"), "-b", "127.0.0.1", "-p", str(port), "leadflow.asgi:application"],
-    )
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/healthz/", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            time.sleep(0.3)
-    raise RuntimeError("daphne did not answer /healthz/ in 60 s")
-
-
 def main() -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     started_at = time.strftime("%Y-%m-%d %H:%M:%S %Z")
@@ -335,21 +230,17 @@ def main() -> int:
     config.port = config.port or free_port()
     config.celery_concurrency = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "2"))
     site_url = f"http://127.0.0.1:{config.port}"
-    os.environ.update(
-        {
-            "TWILIO_ACCOUNT_SID": TWILIO_SID,
-            "TWILIO_AUTH_TOKEN": TWILIO_TOKEN,
-            "TWILIO_API_URL": twilio.url,
-            "SITE_URL": site_url,
-        }
-    )
+    os.environ.update({**twilio.environment(), "SITE_URL": site_url})
     env, workdir, _capture, workspace, _results, began = prepare(config, welcome=True)
-    cookie = configure(workspace)
+    from accounts.models import Organization
+
+    twilio_sms_number_configure(Organization.objects.get(pk=workspace.organization_id))
+    cookie = member_session_cookie(organization_id=workspace.organization_id, role="manager")
     servers = Servers(config, env, workdir)
     ws_port = free_port()
     try:
         servers.start()
-        start_daphne(servers, ws_port)
+        servers.start_daphne(ws_port)
         log(f"Inbox: {msg_rate:.0f} signed Twilio webhooks/s for {msg_seconds:.0f} s → websocket (logs in {workdir})")
         inbox = asyncio.run(
             inbox_phase(
@@ -372,7 +263,7 @@ def main() -> int:
         )
     finally:
         servers.stop()
-        twilio.server.shutdown()
+        twilio.shutdown()
     results = {
         "command": "make bench-messaging",
         "started_at": started_at,

@@ -89,7 +89,11 @@ def free_port() -> int:
 
 
 class Servers:
-    """gunicorn and a Celery worker, each in its own session so they (and only they) can be stopped together."""
+    """gunicorn and a Celery worker (and, when a benchmark needs them, daphne and celery beat), each in its own
+    session so they (and only they) can be stopped together."""
+
+    # What each process group is called in CPU and memory figures.
+    LABELS = {"gunicorn": "gunicorn", "celery": "celery worker", "daphne": "daphne", "beat": "celery beat"}
 
     def __init__(self, config: Config, env: dict[str, str], logs: Path):
         self.config, self.env, self.logs = config, env, logs
@@ -131,20 +135,45 @@ class Servers:
     def start(self) -> None:
         self._spawn("gunicorn", self.gunicorn_command())
         self.start_worker()
+        self._wait_healthy(self.base_url, "gunicorn")
+
+    def _wait_healthy(self, base_url: str, name: str) -> None:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.base_url}/healthz/", timeout=2).status_code == 200:
-                    break
-            for name, process in self.processes.items():
+                if httpx.get(f"{base_url}/healthz/", timeout=2).status_code == 200:
+                    return
+            for started, process in self.processes.items():
                 if process.poll() is not None:
-                    raise RuntimeError(f"{name} exited early; see {self.logs / (name + '.log')}")
+                    raise RuntimeError(f"{started} exited early; see {self.logs / (started + '.log')}")
             time.sleep(0.5)
-        else:
-            raise RuntimeError(f"gunicorn did not answer /healthz/ in 60 s; see {self.logs / 'gunicorn.log'}")
+        raise RuntimeError(f"{name} did not answer /healthz/ in 60 s; see {self.logs / (name + '.log')}")
 
     def pgids(self) -> dict[str, int]:
-        return {"gunicorn" if name == "gunicorn" else "celery worker": p.pid for name, p in self.processes.items()}
+        return {self.LABELS[name]: p.pid for name, p in self.processes.items()}
+
+    def start_daphne(self, port: int) -> None:
+        """daphne, as `make run` and production serve LeadFlow's websockets (``leadflow.asgi``)."""
+        self._spawn(
+            "daphne", [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "leadflow.asgi:application"]
+        )
+        self._wait_healthy(f"http://127.0.0.1:{port}", "daphne")
+
+    def start_beat(self) -> None:
+        """celery beat with the DatabaseScheduler, as the Procfile runs it: the sweeps production relies on."""
+        self._spawn(
+            "beat",
+            [
+                str(VENV_BIN / "celery"),
+                "-A",
+                "leadflow",
+                "beat",
+                "--loglevel",
+                "warning",
+                "--scheduler",
+                "django_celery_beat.schedulers:DatabaseScheduler",
+            ],
+        )
 
     def start_worker(self) -> None:
         self._spawn("celery", self.celery_command())
@@ -178,6 +207,25 @@ class Servers:
 
 
 # Measurements -------------------------------------------------------------------------------------------------------
+
+
+# What the worker (and beat's sweeps) still have to do: a drained pipeline has none of these.
+BACKLOG_SQL = {
+    "outbox_events_unhandled": "SELECT count(*) FROM leads_outboxevent WHERE handled_at IS NULL",
+    "submissions_received_or_failed": "SELECT count(*) FROM leads_inboundsubmission "
+    "WHERE status IN ('received', 'failed')",
+    "provider_events_received_or_failed": "SELECT count(*) FROM messaging_providerevent "
+    "WHERE status IN ('received', 'failed')",
+    "sales_not_planned": "SELECT count(*) FROM campaigns_leadsale WHERE deliveries_planned_at IS NULL",
+    "sale_deliveries_pending_or_failed": "SELECT count(*) FROM campaigns_saledelivery "
+    "WHERE status IN ('pending', 'failed')",
+    "webhook_deliveries_pending": "SELECT count(*) FROM integrations_webhookdelivery WHERE status = 'pending'",
+    "webhook_deliveries_failed": "SELECT count(*) FROM integrations_webhookdelivery WHERE status = 'failed'",
+}
+
+
+def worker_backlog(conn: psycopg.Connection) -> dict[str, int]:
+    return {name: conn.execute(query).fetchone()[0] for name, query in BACKLOG_SQL.items()}
 
 
 def outbox_pending(dsn: str) -> int:
@@ -292,12 +340,9 @@ def database_background(dsn: str) -> dict:
 
 def latency_over_time(run: loadgen.Run) -> list[dict]:
     """Per second of an open-loop run: requests, median and worst latency (are the slow ones spread or bunched?)."""
-    seconds: dict[int, list[float]] = {}
-    for sample in run.samples:
-        seconds.setdefault(int(sample.due), []).append(sample.ms)
     return [
-        {"second": n, "requests": len(v), "p50_ms": round(loadgen.percentile(v, 50), 1), "max_ms": round(max(v), 1)}
-        for n, v in sorted(seconds.items())
+        {"second": window.pop("window"), **window}
+        for window in loadgen.windows([(s.due, s.ms) for s in run.samples], seconds=1)
     ]
 
 

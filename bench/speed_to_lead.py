@@ -20,193 +20,54 @@ to 2 here, as in the Procfile).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import hmac
 import itertools
 import json
 import os
 import signal
-import socket
 import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
 
 import psycopg
 
 from . import cpu, loadgen
 from .run import Config, Servers, free_port, log, machine_info, prepare
+from .standins import (
+    FACEBOOK_WEBHOOK_PATH,
+    GraphStandIn,
+    WebhookReceiver,
+    facebook_page_connect,
+    leadgen_id,
+    leadgen_notification,
+)
 
-APP_SECRET = "bench-app-secret"  # noqa: S105 - a throwaway secret for loopback
-PAGE_ID = "104200000000001"
-PAGE_TOKEN = "EAAB-bench-page-token"  # noqa: S105
-FORM_ID = "550000000000001"
-AD_ID = "238000000000001"
-CAMPAIGN_ID = "238000000000009"
-GRAPH_VERSION = "21.0"
-
-
-def leadgen_id(n: int) -> str:
-    # Above 2^53, as Meta's ids are: they must travel as strings.
-    return str(9_007_199_254_740_993 + n)
+RECEIVER_PATH = "/leadflow-hooks"
 
 
-def graph_lead(n: int) -> dict:
-    return {
-        "id": leadgen_id(n),
-        "created_time": time.strftime("%Y-%m-%dT%H:%M:%S+0000", time.gmtime()),
-        "ad_id": AD_ID,
-        "form_id": FORM_ID,
-        "campaign_id": CAMPAIGN_ID,
-        "platform": "fb",
-        "is_organic": False,
-        "field_data": [
-            {"name": "full_name", "values": [f"Speed Lead {n}"]},
-            {"name": "email", "values": [f"speed.lead.{n}@example.com"]},
-            {"name": "phone_number", "values": [f"+9198{n:08d}"]},
-            {"name": "city", "values": ["Pune"]},
-            {"name": "what_is_your_budget?", "values": ["5-10 lakh"]},
-        ],
-    }
+def created_lead_of(payload: dict) -> str | None:
+    """The customer's ``lead.created`` webhook, counted by the lead's external id (the leadgen id)."""
+    data = payload.get("data") or {}
+    lead = data.get("lead", data)
+    key = str(lead.get("external_id") or "")
+    return key if payload.get("type") == "lead.created" and key else None
 
 
-def notification(n: int) -> bytes:
-    now = int(time.time())
-    return json.dumps(
-        {
-            "object": "page",
-            "entry": [
-                {
-                    "id": PAGE_ID,
-                    "time": now,
-                    "changes": [
-                        {
-                            "field": "leadgen",
-                            "value": {
-                                "leadgen_id": leadgen_id(n),
-                                "page_id": PAGE_ID,
-                                "form_id": FORM_ID,
-                                "ad_id": AD_ID,
-                                "adgroup_id": AD_ID,
-                                "created_time": now,
-                            },
-                        }
-                    ],
-                }
-            ],
-        }
-    ).encode()
-
-
-def app_signature(body: bytes) -> str:
-    return "sha256=" + hmac.new(APP_SECRET.encode(), body, hashlib.sha256).hexdigest()
-
-
-class _Quiet(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def setup(self):
-        super().setup()
-        # Headers and body go out in separate writes: without this, Nagle's algorithm and the client's delayed ACK
-        # add 40 ms to every answer on a kept-alive connection, and the stand-ins would measure themselves.
-        self.request.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def log_message(self, *args):
-        pass
-
-    def answer(self, status: int, body: bytes = b"", content_type: str = "application/json") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-
-def graph_stand_in() -> ThreadingHTTPServer:
-    class Graph(_Quiet):
-        def do_GET(self):
-            parts = urlsplit(self.path)
-            segments = parts.path.strip("/").split("/")
-            if (
-                len(segments) != 2
-                or segments[0] != f"v{GRAPH_VERSION}"
-                or f"access_token={PAGE_TOKEN}" not in parts.query
-            ):
-                error = {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException", "code": 190}}
-                return self.answer(400, json.dumps(error).encode())
-            n = int(segments[1]) - 9_007_199_254_740_993
-            return self.answer(200, json.dumps(graph_lead(n)).encode())
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Graph)
-    server.daemon_threads = True
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
-class Receiver:
-    """The customer's endpoint: checks every signature, notes when each lead arrived."""
-
-    def __init__(self):
-        self.arrived: dict[str, list[float]] = {}
-        self.arrived_wall: dict[str, float] = {}
-        self.bad_signatures = 0
-        self.secret = ""
-        self.lock = threading.Lock()
-        receiver = self
-
-        class Handler(_Quiet):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                at = time.perf_counter()
-                from standardwebhooks.webhooks import Webhook, WebhookVerificationError
-
-                try:
-                    payload = Webhook(receiver.secret).verify(body, {k.lower(): v for k, v in self.headers.items()})
-                except WebhookVerificationError:
-                    with receiver.lock:
-                        receiver.bad_signatures += 1
-                    return self.answer(400)
-                data = payload.get("data") or {}
-                lead = data.get("lead", data)
-                key = str(lead.get("external_id") or "")
-                if payload.get("type") == "lead.created" and key:
-                    with receiver.lock:
-                        receiver.arrived.setdefault(key, []).append(at)
-                        receiver.arrived_wall.setdefault(key, time.time() - (time.perf_counter() - at))
-                return self.answer(204)
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_port}/leadflow-hooks"
-
-
-def configure(workspace, receiver: Receiver) -> None:
+def configure(workspace, receiver: WebhookReceiver) -> None:
     """The measured organization gets a Facebook page connection and a webhook endpoint for lead.created."""
     from accounts.models import Organization
-    from integrations.services.connections import connection_create
     from integrations.services.webhooks import webhook_endpoint_create
     from leadflow.tenancy.context import organization_scope
 
     organization = Organization.objects.get(pk=workspace.organization_id)
+    facebook_page_connect(organization)
     with organization_scope(organization):
-        connection_create(
-            organization=organization,
-            provider="facebook",
-            name="Bench page",
-            credentials={"page_access_token": PAGE_TOKEN},
-            external_account_id=PAGE_ID,
-            settings={"page_id": PAGE_ID, "page_name": "Bench Realty"},
-        )
         endpoint = webhook_endpoint_create(
-            organization=organization, url=receiver.url, events=["lead.created"], description="speed to lead"
+            organization=organization,
+            url=receiver.url(RECEIVER_PATH),
+            events=["lead.created"],
+            description="speed to lead",
         )
-    receiver.secret = endpoint.secret
+    receiver.secrets[RECEIVER_PATH] = endpoint.secret
 
 
 async def send(
@@ -214,35 +75,21 @@ async def send(
 ) -> list[loadgen.Sample]:
     """Open loop: notification n is due at n / rate; its clock starts when it is due."""
     samples: list[loadgen.Sample] = []
-    total = int(rate * seconds)
     async with loadgen.LeanClient(base_url, 64) as client:
-        began = time.perf_counter() + 0.05
 
         async def one(n: int, due: float):
-            body = notification(n)
+            body, headers = leadgen_notification(n)
             sent[leadgen_id(n)] = due
             sent_wall[leadgen_id(n)] = time.time() - (time.perf_counter() - due)
             try:
-                response = await client.request_raw(
-                    "POST",
-                    "/api/webhooks/facebook/",
-                    headers={"X-Hub-Signature-256": app_signature(body), "Content-Type": "application/json"},
-                    body=body,
-                )
+                response = await client.request_raw("POST", FACEBOOK_WEBHOOK_PATH, headers=headers, body=body)
                 ok, status, detail = response.status_code == 200, response.status_code, response.text[:200]
             except loadgen.TransportError as error:
                 ok, status, detail = False, 0, str(error)
             ms = (time.perf_counter() - due) * 1000
             samples.append(loadgen.Sample("facebook-webhook", ms, status, 0, ok, ms, "" if ok else detail))
 
-        tasks = []
-        for n in range(total):
-            due = began + n / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(one(n, due)))
-        await asyncio.gather(*tasks)
+        await loadgen.paced(range(int(rate * seconds)), rate, one)
     return samples
 
 
@@ -302,21 +149,14 @@ def main() -> int:
     rate = float(os.environ.get("STL_RATE", "50"))
     seconds = float(os.environ.get("STL_SECONDS", "60"))
     drain = float(os.environ.get("STL_DRAIN_SECONDS", "30"))
-    graph = graph_stand_in()
-    os.environ.update(
-        {
-            "FACEBOOK_GRAPH_URL": f"http://127.0.0.1:{graph.server_port}",
-            "FACEBOOK_GRAPH_VERSION": GRAPH_VERSION,
-            "FACEBOOK_APP_SECRET": APP_SECRET,
-            "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true",
-        }
-    )
+    graph = GraphStandIn()
+    os.environ.update({**graph.environment(), "WEBHOOKS_ALLOW_PRIVATE_ADDRESSES": "true"})
     config = Config()
     config.port = config.port or free_port()
     # As the Procfile runs it: a lead here costs the worker three tasks, and two processes can use both cores.
     config.celery_concurrency = int(os.environ.get("BENCH_CELERY_CONCURRENCY", "2"))
     env, workdir, _capture, workspace, _results, began = prepare(config)
-    receiver = Receiver()
+    receiver = WebhookReceiver(created_lead_of)
     configure(workspace, receiver)
     servers = Servers(config, env, workdir)
     sent: dict[str, float] = {}
@@ -333,7 +173,7 @@ def main() -> int:
     finally:
         servers.stop()
         graph.shutdown()
-        receiver.server.shutdown()
+        receiver.shutdown()
     latencies = sorted((times[0] - sent[key]) * 1000 for key, times in receiver.arrived.items() if key in sent)
     last = [times[0] for times in receiver.arrived.values()] or [0.0]
     results = {

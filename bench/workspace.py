@@ -89,3 +89,30 @@ def workspace_create(*, read_keys: int, ingest_keys: int, welcome: bool = False)
         minimal_organization_id=yardstick.pk,
         minimal_keys=keys(yardstick, ApiKeyScope.INGEST, ingest_keys),
     )
+
+
+def member_session_cookie(*, organization_id: int, role: str) -> str:
+    """The ``Cookie`` header of a browser signed in as the first member with ``role`` of the organization, on it:
+    a real session row, as signing in makes (the websocket authenticates it like any page)."""
+    from django.conf import settings
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from accounts.models import Membership
+    from leadflow.tenancy.middleware import SESSION_KEY as ORGANIZATION_KEY
+
+    member = (
+        Membership.objects.unscoped()
+        .filter(organization_id=organization_id, role=role)
+        .select_related("user")
+        .order_by("id")
+        .first()
+        .user
+    )
+    session = SessionStore()
+    session[SESSION_KEY] = str(member.pk)
+    session[BACKEND_SESSION_KEY] = settings.AUTHENTICATION_BACKENDS[0]
+    session[HASH_SESSION_KEY] = member.get_session_auth_hash()
+    session[ORGANIZATION_KEY] = organization_id
+    session.create()
+    return f"{settings.SESSION_COOKIE_NAME}={session.session_key}"

@@ -1,0 +1,112 @@
+"""The soak benchmark's pure helpers: is a memory series flat, latency by window, and its load plan."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from bench.distribution import lead_plan
+from bench.loadgen import windows
+from bench.memory import MB, flatness, least_squares_slope
+
+BOUNDS = {"max_slope_mb_per_min": 1.0, "max_range_mb": 16.0}
+
+
+def series(minutes: int, *, start_mb: float, mb_per_min: float, noise_mb: float = 0.0, every_s: int = 10):
+    rng = random.Random(7)
+    return [
+        (t, (start_mb + mb_per_min * t / 60 + rng.uniform(-noise_mb, noise_mb)) * MB)
+        for t in range(0, minutes * 60 + 1, every_s)
+    ]
+
+
+def test_least_squares_slope_of_a_line_and_of_scattered_points():
+    assert least_squares_slope([(0, 1), (1, 3), (2, 5)]) == pytest.approx(2.0)
+    # Up and back down again, symmetrically: no slope, however large the swing.
+    assert least_squares_slope([(0, 0), (1, 2), (2, 2), (3, 0)]) == pytest.approx(0.0)
+    # Alternating samples that end high lean upwards a little: 4 / 42.
+    assert least_squares_slope([(x, 2 * (x % 2)) for x in range(8)]) == pytest.approx(4 / 42)
+    with pytest.raises(ValueError):
+        least_squares_slope([(1, 1), (1, 2)])
+
+
+def test_a_steady_process_with_noise_is_flat():
+    verdict = flatness(series(10, start_mb=120, mb_per_min=0.0, noise_mb=2.0), warmup_s=120, **BOUNDS)
+    assert verdict["flat"] is True
+    assert verdict["samples"] == 49  # 120 s … 600 s, every 10 s
+    assert abs(verdict["slope_mb_per_min"]) < 0.3
+    assert verdict["range_mb"] <= 4.0
+
+
+def test_a_slow_leak_fails_on_its_slope():
+    verdict = flatness(series(10, start_mb=120, mb_per_min=1.5), warmup_s=120, **BOUNDS)
+    assert verdict["flat"] is False
+    assert verdict["slope_mb_per_min"] == pytest.approx(1.5, abs=1e-6)
+    assert verdict["range_mb"] == pytest.approx(12.0, abs=0.1)  # within its bound: the slope alone fails it
+
+
+def test_a_jump_fails_on_its_range_even_with_a_small_slope():
+    points = [(t, 100 * MB if t < 590 else 130 * MB) for t in range(0, 601, 10)]
+    verdict = flatness(points, warmup_s=120, **BOUNDS)
+    assert verdict["range_mb"] == pytest.approx(30.0)
+    assert verdict["flat"] is False
+
+
+def test_the_warm_up_and_the_end_of_the_window_are_left_out():
+    # Fast growth while warming up, a drop after the load ended: neither is judged.
+    points = [(t, (50 + t) * MB) for t in range(0, 120, 10)]
+    points += [(t, 170 * MB) for t in range(120, 601, 10)]
+    points += [(t, 60 * MB) for t in range(610, 700, 10)]
+    verdict = flatness(points, warmup_s=120, until_s=600, **BOUNDS)
+    assert verdict["flat"] is True
+    assert (verdict["first_mb"], verdict["last_mb"], verdict["range_mb"]) == (170.0, 170.0, 0.0)
+
+
+def test_too_few_samples_are_not_judged():
+    verdict = flatness([(t, 100 * MB) for t in (130, 140, 150)], warmup_s=120, **BOUNDS)
+    assert verdict["flat"] is None
+    assert "3 samples" in verdict["why"]
+
+
+def test_latency_windows_by_minute():
+    points = [(5.0, 10.0), (30.0, 20.0), (59.9, 30.0), (60.0, 100.0), (185.0, 7.0)]
+    assert windows(points, seconds=60) == [
+        {"window": 0, "requests": 3, "p50_ms": 20.0, "p99_ms": 30.0, "max_ms": 30.0},
+        {"window": 1, "requests": 1, "p50_ms": 100.0, "p99_ms": 100.0, "max_ms": 100.0},
+        {"window": 3, "requests": 1, "p50_ms": 7.0, "p99_ms": 7.0, "max_ms": 7.0},
+    ]
+
+
+def test_duplicates_repeat_a_lead_posted_at_least_the_gap_earlier():
+    plan = lead_plan(1, count=3000, base=0, duplicate_share=0.05, test_share=0.01, campaigns=[11, 12], min_gap=200)
+    position = {}
+    duplicates = 0
+    for i, (kind, body, n) in enumerate(plan):
+        if kind in ("original", "test"):
+            position[n] = i
+            assert body["campaign"] == (11, 12)[n % 2]
+            continue
+        duplicates += 1
+        assert i - position[n] > 200
+        if kind == "same_person":
+            assert body["external_id"] != f"BENCH-1-{n}"
+        else:
+            assert body["external_id"] == f"BENCH-1-{n}"
+    assert 100 < duplicates < 200  # about 5 % of the requests after the first 200
+
+
+def test_without_a_gap_the_plan_is_what_the_distribution_benchmark_always_posted():
+    # Client 0's first requests, as bench-distribution's earlier runs posted them (same seed, same draws).
+    plan = lead_plan(0, count=400, base=0, duplicate_share=0.05, test_share=0.01, campaigns=[1, 2, 3, 4, 5])
+    rng = random.Random(0)
+    mine = []
+    for i, (kind, _body, n) in enumerate(plan):
+        if mine and rng.random() < 0.05:
+            expected_n, _ = rng.choice(mine)
+            rng.random()
+            assert kind in ("redelivery", "same_person") and n == expected_n
+            continue
+        rng.random()
+        assert kind in ("original", "test") and n == i
+        mine.append((n, None))
