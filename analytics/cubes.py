@@ -92,6 +92,7 @@ class Cube:
     span_sql: str
     # Days back from today (the organization's) that every refresh recomputes.
     live_days: int
+    grains: tuple[Grain, ...] = ()
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -163,6 +164,7 @@ GROUP BY organization_id, day, GROUPING SETS ({grouping_sets})
     ),
     span_sql="AND l.received_at >= %(start)s AND l.received_at < %(end)s",
     live_days=2,
+    grains=LEAD_GRAINS,
 )
 
 SALE_DIMENSION_ORDER = ("campaign_id", "buyer_id", "supplier_id")
@@ -200,6 +202,7 @@ GROUP BY organization_id, day, GROUPING SETS ({grouping_sets})
     # Returns are asked for within the campaign's window (72 h by default) and decided soon after; a return decided
     # later marks its sale's day stale (analytics.signals).
     live_days=4,
+    grains=SALE_GRAINS,
 )
 
 SUBMISSIONS = Cube(

@@ -116,6 +116,16 @@ def _params(organization: Organization, **extra) -> dict:
     return {"organization": organization.pk, "tz": organization.timezone, **extra}
 
 
+def _grains_sql(cube: Cube) -> str:
+    """Rollup indexes lead with (organization, grain, day): naming every grain lets a span of days be read from
+    each grain's run of the index instead of the organization's whole index."""
+    return "AND grain = ANY(%s)" if cube.grains else ""
+
+
+def _grains_params(cube: Cube) -> list:
+    return [[grain.bits for grain in cube.grains]] if cube.grains else []
+
+
 def _recompute_days(cube: Cube, organization: Organization, days: Iterable[date]) -> None:
     tz = ZoneInfo(organization.timezone)
     table = cube.day_model._meta.db_table
@@ -123,8 +133,9 @@ def _recompute_days(cube: Cube, organization: Organization, days: Iterable[date]
     with connection.cursor() as cursor:
         for first, last in _contiguous(days):
             cursor.execute(
-                f"DELETE FROM {table} WHERE organization_id = %s AND day BETWEEN %s AND %s",  # noqa: S608
-                [organization.pk, first, last],
+                f"DELETE FROM {table} WHERE organization_id = %s {_grains_sql(cube)} "  # noqa: S608
+                "AND day BETWEEN %s AND %s",
+                [organization.pk, *_grains_params(cube), first, last],
             )
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) {cube.source_sql(bounded=True)}",
@@ -156,10 +167,14 @@ def _recompute_months(cube: Cube, organization: Organization, months: Iterable[d
         for first in sorted(set(months)):
             end = _next_month(first)
             cursor.execute(
-                f"DELETE FROM {month_table} WHERE organization_id = %s AND day >= %s AND day < %s",  # noqa: S608
-                [organization.pk, first, end],
+                f"DELETE FROM {month_table} WHERE organization_id = %s {_grains_sql(cube)} "  # noqa: S608
+                "AND day >= %s AND day < %s",
+                [organization.pk, *_grains_params(cube), first, end],
             )
-            cursor.execute(insert.format(span="AND day >= %s AND day < %s"), [organization.pk, first, end])
+            cursor.execute(
+                insert.format(span=f"{_grains_sql(cube)} AND day >= %s AND day < %s"),
+                [organization.pk, *_grains_params(cube), first, end],
+            )
 
 
 def _rebuild_cube(cube: Cube, organization: Organization) -> None:
