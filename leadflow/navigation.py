@@ -14,6 +14,7 @@ SECTIONS = [
     ("Leads", "leads:list", Role.VIEWER, "users"),
     ("Inbox", "messaging:inbox", Role.AGENT, "inbox"),
     ("Campaigns", "campaigns:list", Role.MANAGER, "megaphone"),
+    ("Analytics", "analytics:home", Role.MANAGER, "chart"),
     ("Wallets", "billing:wallets", Role.MANAGER, "wallet"),
     ("Integrations", "integrations:list", Role.ADMIN, "plug"),
     ("Billing", "billing:overview", Role.ADMIN, "card"),

@@ -33,6 +33,7 @@ urlpatterns = [
     path("campaigns/", include("campaigns.urls")),
     path("portal/", include("campaigns.portal_urls")),
     path("support/", include("support.urls")),
+    path("analytics/", include("analytics.urls")),
     path("", include("messaging.urls")),
     path("", include("accounts.urls")),
 ]

@@ -47,7 +47,7 @@ class _Echo:
         return value
 
 
-def _cell(value) -> str:
+def csv_cell(value) -> str:
     if value is None:
         return ""
     if isinstance(value, list):
@@ -65,7 +65,7 @@ def stream_leads_csv(queryset) -> Iterator[str]:
     writer = csv.writer(_Echo())
     yield "\ufeff" + writer.writerow([name for name, _ in COLUMNS])
     for row in queryset.values_list(*(path for _, path in COLUMNS)).iterator(chunk_size=2000):
-        yield writer.writerow([_cell(v) for v in row])
+        yield writer.writerow([csv_cell(v) for v in row])
 
 
 def export_filename(organization) -> str:

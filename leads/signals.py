@@ -1,4 +1,4 @@
-"""New organizations get the default pipeline; other apps hear about merges through ``leads_merged``."""
+"""New organizations get the default pipeline; other apps hear about merges through ``leads_merged`` and about\nchanges made without saving a lead through ``leads_changed``."""
 
 from django.db.models.signals import post_delete, post_save
 from django.dispatch import Signal, receiver
@@ -12,6 +12,10 @@ from .scoring import rules_forget
 # Sent after duplicates were merged into ``primary``: ``merged_ids`` are the leads that no longer exist. Apps with
 # rows pointing at leads (messages, deliveries) re-point them in their receiver.
 leads_merged = Signal()
+# Sent where leads change without ``Lead.save()`` (``QuerySet.update()``, deletion), so apps that keep figures of
+# leads (analytics' rollups) hear of it: ``organization_id`` and the changed leads' ``received_at`` values, or
+# ``received_at=None`` when too many changed to list them (a stage deleted and its leads moved).
+leads_changed = Signal()
 
 
 @receiver(post_save, sender=Organization)

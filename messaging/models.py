@@ -260,6 +260,11 @@ class TemplateVariant(TenantModel):
 
 
 class Message(TenantModel):
+    # Indexed with the time (``messaging_msg_org_created_idx``): analytics reads an organization's messages by day,
+    # and the composite index serves lookups by organization alone as well.
+    organization = models.ForeignKey(
+        "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
+    )
     conversation = models.ForeignKey(
         Conversation, null=True, blank=True, on_delete=models.CASCADE, related_name="messages"
     )
@@ -317,6 +322,7 @@ class Message(TenantModel):
                 condition=Q(status="queued", submitted_at__isnull=True),
             ),
             models.Index(fields=["organization", "template", "created_at"], name="messaging_msg_template_idx"),
+            models.Index(fields=["organization", "created_at"], name="messaging_msg_org_created_idx"),
         ]
 
     def __str__(self) -> str:

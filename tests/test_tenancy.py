@@ -40,7 +40,17 @@ from .factories import (
     make_api_key,
 )
 
-PROJECT_APPS = ("accounts", "billing", "leads", "campaigns", "messaging", "integrations", "support", "privacy")
+PROJECT_APPS = (
+    "accounts",
+    "billing",
+    "leads",
+    "campaigns",
+    "messaging",
+    "integrations",
+    "support",
+    "privacy",
+    "analytics",
+)
 
 
 # The manager ------------------------------------------------------------------------------------------------------

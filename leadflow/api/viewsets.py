@@ -8,6 +8,7 @@ in ``safely_get_queryset``. They cannot override ``get_queryset``, ``get_permiss
 from __future__ import annotations
 
 from rest_framework import mixins, viewsets
+from rest_framework.views import APIView
 
 from accounts.constants import ApiKeyScope, Role
 from leadflow.tenancy.context import reset_scope, set_scope
@@ -91,3 +92,10 @@ class OrganizationModelViewSet(
 ):
     def perform_create(self, serializer):
         serializer.save(organization=self.request.organization)
+
+
+class OrganizationScopedAPIView(OrganizationScopedMixin, APIView):
+    """The organization-scoped base for plain API views (no viewset actions: one role for reads, one for writes)."""
+
+    def required_role(self, is_read: bool) -> str:
+        return self.read_role if is_read else self.write_role

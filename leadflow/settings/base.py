@@ -59,6 +59,7 @@ INSTALLED_APPS = [
     "integrations",
     "support",
     "privacy",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -554,4 +555,9 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"].update(
         "NotificationChannelEnum": "messaging.constants.NotificationChannel",
         "AutomationActionEnum": "messaging.constants.AutomationAction",
     }
+)
+
+# Analytics: the rollups every report reads, refreshed every 5 minutes (live windows and days marked stale).
+CELERY_BEAT_SCHEDULE.update(
+    {"analytics-refresh-rollups": {"task": "analytics.tasks.refresh_rollups", "schedule": 60 * 5}}
 )

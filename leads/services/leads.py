@@ -22,6 +22,7 @@ from ..intake.mapping import CONTACT_FIELDS, clean_lead_fields, clean_tags
 from ..intake.normalize import NormalizationError
 from ..models import Lead, LeadNote, PipelineStage, ScoringRule
 from ..scoring import get_scorer
+from ..signals import leads_changed
 from .activity import activity_record
 from .outbox import outbox_publish
 
@@ -312,6 +313,7 @@ def lead_delete(*, lead: Lead, actor, request=None) -> None:
         )
     had_open_owner = lead.owner_id and lead.stage.kind == StageKind.OPEN
     publish(lead.organization, "lead.deleted", {"id": lead.pk})
+    leads_changed.send(sender=Lead, organization_id=lead.organization_id, received_at=[lead.received_at])
     lead.delete()
     if had_open_owner:
         _drain_after_commit(lead.organization)
@@ -323,6 +325,7 @@ def lead_mark_contacted(*, lead: Lead, at=None) -> None:
         at = at or timezone.now()
         Lead.objects.filter(pk=lead.pk, first_contacted_at__isnull=True).update(first_contacted_at=at)
         lead.first_contacted_at = at
+        leads_changed.send(sender=Lead, organization_id=lead.organization_id, received_at=[lead.received_at])
         activity_record(lead=lead, kind=ActivityKind.CONTACTED, message="First contact")
 
 

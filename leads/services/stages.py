@@ -10,6 +10,7 @@ from leadflow.tenancy.context import organization_scope
 
 from ..constants import DEFAULT_STAGES, StageKind
 from ..models import PipelineStage
+from ..signals import leads_changed
 
 
 def stages_ensure_default(*, organization) -> list[PipelineStage]:
@@ -72,6 +73,7 @@ def stage_delete(*, stage: PipelineStage, move_to: PipelineStage | None = None) 
         raise ServiceError("Choose another stage for this stage's leads.", field="move_to")
     stage.leads.update(stage=target)
     stage.delete()
+    leads_changed.send(sender=PipelineStage, organization_id=stage.organization_id, received_at=None)
 
 
 @transaction.atomic

@@ -7,11 +7,10 @@ from rest_framework import mixins, status
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts.constants import Role
 from accounts.models import User
-from leadflow.api.viewsets import OrganizationModelViewSet, OrganizationScopedMixin, OrganizationScopedViewSet
+from leadflow.api.viewsets import OrganizationModelViewSet, OrganizationScopedAPIView, OrganizationScopedViewSet
 from leads.models import Lead
 from leads.selectors import leads_visible_to
 
@@ -389,14 +388,7 @@ class OptOutViewSet(
 # not router viewsets: a member's notifications are theirs alone (tested in tests/messaging/test_api.py).
 
 
-class MemberScopedView(OrganizationScopedMixin, APIView):
-    """The organization-scoped base for plain API views (no viewset actions: one role for reads, one for writes)."""
-
-    def required_role(self, is_read: bool) -> str:
-        return self.read_role if is_read else self.write_role
-
-
-class NotificationsView(MemberScopedView):
+class NotificationsView(OrganizationScopedAPIView):
     """The caller's notifications, newest first (`?unread=1` for the unread), with the unread count; POST
     `{"ids": [...]}` (or nothing, for all) marks them read."""
 
@@ -437,7 +429,7 @@ class NotificationsView(MemberScopedView):
         )
 
 
-class NotificationPreferencesView(MemberScopedView):
+class NotificationPreferencesView(OrganizationScopedAPIView):
     """The caller's choice for every event and channel (defaults included); PUT a list to change some."""
 
     queryset = Notification.objects
@@ -478,7 +470,7 @@ class NotificationPreferencesView(MemberScopedView):
         return Response(self._current(request))
 
 
-class MessagingSettingsView(MemberScopedView):
+class MessagingSettingsView(OrganizationScopedAPIView):
     """The organization's channels, numbers, quiet hours, speed-to-lead target and AI budget (admins change them)."""
 
     queryset = Notification.objects

@@ -39,7 +39,17 @@ pytestmark = pytest.mark.django_db
 EMAIL, PHONE, NAME = "asha.rao@example.com", "+919876543210", "Asha Rao"
 # What must not survive anywhere in the organization once Asha is erased.
 TRACES = (EMAIL, "9876543210", "98765 43210", NAME, "Wants a 2BHK near the metro")
-PROJECT_APPS = ("accounts", "billing", "leads", "campaigns", "messaging", "integrations", "support", "privacy")
+PROJECT_APPS = (
+    "accounts",
+    "billing",
+    "leads",
+    "campaigns",
+    "messaging",
+    "integrations",
+    "support",
+    "privacy",
+    "analytics",
+)
 
 
 @pytest.fixture
