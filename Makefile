@@ -5,8 +5,8 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 
-.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution bench-messaging \
-	bench-soak bench-analytics
+.PHONY: run test lint fmt migrate superuser venv deps dev-deps bench bench-speed-to-lead bench-distribution \
+	bench-distribution-cpu bench-messaging bench-soak bench-analytics
 
 $(VENV)/bin/activate:
 	@command -v $(PYTHON) >/dev/null || { echo "LeadFlow needs Python 3.11 ($(PYTHON) was not found on PATH)."; exit 1; }
@@ -72,6 +72,13 @@ bench-speed-to-lead: deps
 bench-distribution: deps
 	@bash scripts/ensure_services.sh
 	$(PY) -m bench.distribution
+
+# What one distribution into a 50-buyer campaign costs in CPU (Python and PostgreSQL) and SQL statements, in-process on
+# a fresh `*_bench` database, per campaign shape: figures a shared machine's noise does not move as it moves a p99.
+# Writes bench/distribution_cpu.json. DIST_CPU_LEADS (400) per shape.
+bench-distribution-cpu: deps
+	@bash scripts/ensure_services.sh
+	$(PY) -m bench.distribution_cpu
 
 # Conversations: signed Twilio webhooks at 50/s → the message event on an open inbox websocket (daphne), and new
 # leads → the instant welcome reaching a Twilio stand-in; checked for lost and repeated. Writes bench/messaging.json.

@@ -30,6 +30,22 @@ def lead_usage_this_month(*, organization) -> tuple[int, int]:
     return (usage.lead_count if usage else 0), monthly_quota(organization)
 
 
+def metered_usage_this_month(*, organization, now=None) -> dict:
+    """What the registered usage sources report since the start of this (UTC) month: the lines the invoice on the
+    1st will carry so far, and their total before tax, in the organization's currency."""
+    from .metering import previous_month, usage_lines
+    from .money import ZERO, quantize
+
+    now = now or timezone.now()
+    _, start = previous_month(now)  # the end of last month is where this month's invoice begins
+    lines = usage_lines(organization=organization, period_start=start, period_end=now)
+    rows = [
+        {"line": line, "amount": quantize(line.quantity * line.unit_amount, organization.currency)} for line in lines
+    ]
+    total = sum((row["amount"] for row in rows), ZERO)
+    return {"since": start, "lines": rows, "total": total, "currency": organization.currency}
+
+
 def organization_invoices(*, organization):
     return Invoice.objects.unscoped().filter(organization=organization).prefetch_related("lines")
 

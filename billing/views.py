@@ -75,6 +75,7 @@ class BillingOverviewView(OrganizationRequiredMixin, View):
                 "trial_days": settings.TRIAL_DAYS,
                 "plans": _plans_with_prices(currency),
                 "usage": {"used": used, "quota": quota, "percent": min(100, used * 100 // quota) if quota else None},
+                "metered": selectors.metered_usage_this_month(organization=organization),
                 "invoices": selectors.organization_invoices(organization=organization)[:24],
                 "subscribe_form": subscribe_form
                 or SubscribeForm(

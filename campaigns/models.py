@@ -5,14 +5,15 @@ sells in one currency, so no amount here carries its own.
 
 How the engine's invariants are held (see ``campaigns.services.distribution``):
 
-* caps and wallets: a distribution locks the buyers' ``Wallet`` rows (``SELECT … FOR UPDATE``, by buyer id) before
-  it counts their sales or reads their balance, so two ingests never both see the last unit of a cap or of money;
+* caps: a buyer's sales in a campaign are only made under that campaign's ``CampaignRoutingState`` lock, so they are
+  counted once it is held; money: a distribution locks a buyer's ``Wallet`` row (``SELECT … FOR UPDATE``) before it
+  reads its balance or its spending, so two ingests never both see the last unit of a cap or of money;
 * one outcome per lead and campaign: ``LeadDistribution`` is unique on (lead, campaign, round) and is looked for
   after the campaign's ``CampaignRoutingState`` row is locked;
 * a buyer never gets the same lead twice: ``LeadSale`` is unique on (lead, buyer);
 * a buyer never gets the same person twice in a campaign: every sale writes one ``BuyerContact`` row per
   normalized contact (``email:…``, ``phone:…``) under a unique (buyer, campaign, contact_key); the apply checks
-  them under the buyer's lock, the constraint is the backstop.
+  them under the campaign's lock, the constraint is the backstop.
 """
 
 from __future__ import annotations
@@ -119,6 +120,11 @@ class Campaign(TenantModel):
     redistribute_max_rounds = models.PositiveSmallIntegerField(
         default=3, validators=[MinValueValidator(1), MaxValueValidator(20)], help_text="Routings of a lead at most"
     )
+    # Set by the database (migration 0004's triggers, from a sequence) whenever a subscription of the campaign, or a
+    # setting of one of its buyers that distribution reads, changes — however it changed (a form, the admin,
+    # ``update()``, SQL). Each process keeps the campaign's subscriptions in memory and reloads them when the figure it
+    # reads under the campaign's lock differs. Saving a stale ``Campaign`` instance cannot lower it (a trigger too).
+    subscriptions_version = models.BigIntegerField(default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -92,6 +92,7 @@ def _fresh_throttles():
     """API throttles and allauth rate limits count per run in Redis: every test starts from zero. API keys a
     process remembers are forgotten too (a test may change a key's row behind the services' back)."""
     from accounts.services import api_keys_forget
+    from campaigns.services.distribution import campaign_members_forget
     from integrations.selectors.connections import connections_forget
     from leads.scoring import rules_forget
     from leads.services.outbox import outbox_organizations_forget
@@ -105,4 +106,5 @@ def _fresh_throttles():
     connections_forget()
     messaging_settings_forget()
     outbox_organizations_forget()
+    campaign_members_forget()  # a rolled-back test's campaign must not be remembered by the next
     yield

@@ -6,7 +6,7 @@ state, which is what lets the rotation live in one database row and the properti
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
@@ -30,7 +30,9 @@ class Reason(StrEnum):
     CAPPED = "capped"
     SPENDING_LIMIT = "spending_limit"  # the buyer's weekly or monthly spending limit has no room for the price
     INSUFFICIENT_FUNDS = "insufficient_funds"
-    NOT_CHOSEN = "not_chosen"  # eligible, but the strategy picked someone else
+    # Eligible, or not examined: the strategy picked someone else (round robin and waterfall stop at their pick,
+    # so buyers after it in their order are never asked about money or caps).
+    NOT_CHOSEN = "not_chosen"
 
 
 @dataclass(frozen=True)
@@ -130,6 +132,66 @@ def select(candidates: Iterable[Candidate], strategy: Strategy | str, state: Str
         if candidate.subscription_id not in chosen_ids:
             rejected[candidate.buyer_id] = Reason.NOT_CHOSEN
     return Selection(tuple(chosen), rejected, new_state)
+
+
+# Strategies that sell to one buyer, the first eligible in an order known before any money or cap is read: the apply
+# examines their candidates one at a time and stops at the pick (``select_lazily``). Weighted needs every buyer's
+# eligibility to move its weights, broadcast sells to all: both examine everyone (``select``).
+LAZY_STRATEGIES = frozenset({Strategy.ROUND_ROBIN, Strategy.WATERFALL})
+
+
+def reach_order(candidates: Iterable[Candidate], strategy: Strategy | str, state: StrategyState) -> list[Candidate]:
+    """The order a lazy strategy considers candidates in; its pick is the first eligible one.
+
+    Round robin: the subscription ids after the one served last, then from the lowest (the same pick as
+    ``round_robin_pick``). Waterfall: priority, then id (``waterfall_pick``).
+    """
+    strategy = Strategy(strategy)
+    if strategy is Strategy.ROUND_ROBIN:
+        ordered = sorted(candidates, key=lambda c: c.subscription_id)
+        last = state.last_subscription_id
+        if last is None:
+            return ordered
+        return [c for c in ordered if c.subscription_id > last] + [c for c in ordered if c.subscription_id <= last]
+    if strategy is Strategy.WATERFALL:
+        return sorted(candidates, key=lambda c: (c.priority, c.subscription_id))
+    raise ValueError(f"{strategy} examines every candidate: use select()")
+
+
+def select_lazily(
+    candidates: Iterable[Candidate],
+    strategy: Strategy | str,
+    state: StrategyState,
+    complete: Callable[[Candidate], Candidate],
+) -> Selection:
+    """``select`` for a lazy strategy, asking for the expensive facts one candidate at a time.
+
+    ``candidates`` carry the facts known without a lock (paused, schedule, states, filters); ``complete(c)`` returns
+    ``c`` with the rest (money, caps, earlier sales) and is called in ``reach_order`` for those still in the running,
+    until one is eligible. The choice and the new state are exactly ``select``'s on the completed candidates; the
+    buyers never reached are ``NOT_CHOSEN``.
+    """
+    strategy = Strategy(strategy)
+    if strategy not in LAZY_STRATEGIES:
+        raise ValueError(f"{strategy} examines every candidate: use select()")
+    eligibility = evaluate(candidates)
+    rejected = dict(eligibility.rejected)
+    chosen: Candidate | None = None
+    for candidate in reach_order(eligibility.eligible, strategy, state):
+        if chosen is not None:
+            rejected[candidate.buyer_id] = Reason.NOT_CHOSEN
+            continue
+        completed = complete(candidate)
+        reason = rejection_reason(completed)
+        if reason is None:
+            chosen = completed
+        else:
+            rejected[candidate.buyer_id] = reason
+    if chosen is None:
+        return Selection((), rejected, state)
+    if strategy is Strategy.ROUND_ROBIN:
+        state = StrategyState(chosen.subscription_id, state.current_weights)
+    return Selection((chosen,), rejected, state)
 
 
 def round_robin_pick(eligible: tuple[Candidate, ...], last_subscription_id: int | None) -> Candidate:

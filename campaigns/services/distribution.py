@@ -4,12 +4,15 @@
 
 1. locks the campaign's ``CampaignRoutingState`` row — the campaign's distribution lock and its rotation — and
    returns the stored outcome if the lead was already distributed there (idempotent under retries and races);
-2. checks what needs no lock: paused, delivery schedule (buyer's time zone), states, field filters (the
-   subscriptions themselves are read just before the lock, to hold it for less time);
-3. locks the wallets of the buyers still in the running, by buyer id (every path locks wallets in that order, so
-   overlapping distributions queue instead of deadlocking), and only then counts their caps from ``LeadSale``,
-   reads their balances and looks for an earlier sale of this lead or person — facts no concurrent distribution
-   can change until this one commits;
+2. checks what needs no lock: paused, delivery schedule (buyer's time zone), states, field filters. The
+   subscriptions and their buyers come from the process's memory (``campaign_members``), checked against the
+   campaign's ``subscriptions_version`` read under the lock, with who already bought this lead or person;
+3. gathers the facts only locks make true — balance, caps, spending limits, a sale of this lead elsewhere — for the
+   buyers the strategy reaches: round robin and waterfall take their candidates one at a time in their own order
+   and stop at the first eligible one, so usually one wallet is locked and one subscription's caps counted (the
+   others are ``not_chosen``); weighted and broadcast need every buyer's answer and lock all contenders' wallets
+   in one statement. Wallets are only waited for in ascending buyer id, so overlapping distributions queue
+   instead of deadlocking (``_apply_atomically``);
 4. runs the strategy and writes the outcome, the sales, the ledger debits and the new rotation, all or nothing.
 
 Deliveries to buyers (email, SMS, WhatsApp, webhooks, CRM posts) are not made here: the sales are queued for
@@ -22,25 +25,37 @@ Leads tagged ``test-lead`` are refused here, so no path (ingest, redistribution,
 
 from __future__ import annotations
 
-from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
+from django.contrib.postgres.expressions import ArraySubquery
+from django.contrib.postgres.fields import ArrayField
 from django.db import connection, transaction
-from django.db.models import Count, Q, Subquery, Sum
+from django.db.models import BigIntegerField, Subquery, Value
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
+from leadflow.caching import ProcessCache
 from leadflow.exceptions import ServiceError
 from leads.models import Lead
 from leads.scoring import rule_matches
 
 from ..constants import TEST_LEAD_TAG, DistributionStatus, ReturnStatus, WalletEntryKind
 from ..engine.schedule import schedule_open
-from ..engine.selection import Candidate, Reason, StrategyState, rejection_reason, select
+from ..engine.selection import (
+    LAZY_STRATEGIES,
+    Candidate,
+    Reason,
+    Strategy,
+    StrategyState,
+    rejection_reason,
+    select,
+    select_lazily,
+)
 from ..models import (
     ZERO,
     BuyerContact,
@@ -113,27 +128,36 @@ def lead_distribute(*, lead: Lead, campaign: Campaign, now: datetime | None = No
     """
     _check_sellable(lead, campaign)
     now = now or timezone.now()
-    # The subscriptions are read before the campaign's lock is taken, so the lock is held for less time; what an
-    # invariant rests on (the campaign's status and price, caps, money, earlier sales) is read under the locks.
-    subscriptions = _subscriptions(campaign)
-    static = _static_facts_all(subscriptions, campaign=campaign, lead=lead, now=now)
-    with transaction.atomic():
+    # The subscriptions come from this process's memory and the facts they alone decide are worked out before the
+    # campaign's lock is taken, so the lock is held for less time; under the lock the campaign is read again with
+    # its subscriptions' version, and anything stale is decided again.
+    members = campaign_members(campaign.pk)
+    static = _static_facts_all(members, campaign=campaign, lead=lead, now=now)
+
+    def apply(*, lazy: bool) -> DistributionOutcome:
         routing = _routing_state_lock(campaign)
         fresh = _campaign_under_lock(campaign, lead=lead)
         if fresh.latest_distribution_id is not None:
             existing = LeadDistribution.objects.unscoped().get(pk=fresh.latest_distribution_id)
             return distribution_outcome(existing, replayed=True)
-        if _static_inputs(fresh) != _static_inputs(campaign):  # paused or re-configured meanwhile: decide again
-            static = _static_facts_all(subscriptions, campaign=fresh, lead=lead, now=now)
+        current, facts = members, static
+        if fresh.subscriptions_version != members.version:
+            current = campaign_members(campaign.pk, version=fresh.subscriptions_version)
+            facts = _static_facts_all(current, campaign=fresh, lead=lead, now=now)
+        elif _static_inputs(fresh) != _static_inputs(campaign):  # paused or re-configured meanwhile: decide again
+            facts = _static_facts_all(current, campaign=fresh, lead=lead, now=now)
         return _distribute_locked(
             lead=lead,
             campaign=fresh,
             routing=routing,
             now=now,
             round_number=1,
-            subscriptions=subscriptions,
-            static=static,
+            members=current,
+            static=facts,
+            lazy=lazy,
         )
+
+    return _apply_atomically(apply)
 
 
 def lead_redistribute(*, lead: Lead, campaign: Campaign, now: datetime | None = None) -> DistributionOutcome:
@@ -144,34 +168,61 @@ def lead_redistribute(*, lead: Lead, campaign: Campaign, now: datetime | None = 
     """
     _check_sellable(lead, campaign)
     now = now or timezone.now()
-    with transaction.atomic():
+
+    def apply(*, lazy: bool) -> DistributionOutcome:
         routing = _routing_state_lock(campaign)
         latest = _latest_distribution(lead, campaign)
         if latest is None:
             raise NotRedistributable("This lead was never distributed in this campaign.", field="lead")
-        campaign = Campaign.objects.unscoped().get(pk=campaign.pk)
-        if latest.round >= campaign.redistribute_max_rounds:
+        fresh = _campaign_under_lock(campaign, lead=lead)
+        if latest.round >= fresh.redistribute_max_rounds:
             raise NotRedistributable(
                 f"This lead has been offered {latest.round} times, the campaign's most.", field="lead"
             )
         returned_since = (
             LeadReturn.objects.unscoped()
-            .filter(lead_id=lead.pk, campaign_id=campaign.pk, status=ReturnStatus.APPROVED)
+            .filter(lead_id=lead.pk, campaign_id=fresh.pk, status=ReturnStatus.APPROVED)
             .filter(decided_at__gte=latest.created_at)
             .exists()
         )
         if latest.status == DistributionStatus.SOLD and not returned_since:
             raise NotRedistributable("This lead was sold and not returned.", field="lead")
-        subscriptions = _subscriptions(campaign)
+        members = campaign_members(fresh.pk, version=fresh.subscriptions_version)
         return _distribute_locked(
             lead=lead,
-            campaign=campaign,
+            campaign=fresh,
             routing=routing,
             now=now,
             round_number=latest.round + 1,
-            subscriptions=subscriptions,
-            static=_static_facts_all(subscriptions, campaign=campaign, lead=lead, now=now),
+            members=members,
+            static=_static_facts_all(members, campaign=fresh, lead=lead, now=now),
+            lazy=lazy,
         )
+
+    return _apply_atomically(apply)
+
+
+class _WalletOutOfOrder(Exception):
+    """A lazy apply needed a wallet below one it holds, and that wallet was locked by someone else."""
+
+
+def _apply_atomically(apply) -> DistributionOutcome:
+    """Run the apply in one transaction, lazily (only the wallets the strategy reaches are locked) — and, in the rare
+    case that would mean waiting for a wallet out of buyer-id order, again from the start examining everyone.
+
+    Wallets are only ever waited for in ascending buyer id, whatever is already held, so two distributions
+    locking overlapping buyers queue instead of deadlocking: a lazy apply that reaches a lower id than one it holds
+    takes it only if it is free (``SKIP LOCKED``); if it is not, everything is rolled back (the locks with it) and
+    the eager apply locks every contender at once, in order. The eager apply also runs when the buyer a lazy one
+    chose turns out to have bought the lead in another campaign meanwhile (``_SoldMeanwhile``): it reads every
+    contender's earlier sales once their wallets are held.
+    """
+    try:
+        with transaction.atomic():
+            return apply(lazy=True)
+    except (_WalletOutOfOrder, _SoldMeanwhile):
+        with transaction.atomic():
+            return apply(lazy=False)
 
 
 def _check_sellable(lead: Lead, campaign: Campaign) -> None:
@@ -202,18 +253,37 @@ def distribution_outcome(distribution: LeadDistribution, *, replayed: bool = Fal
 
 def _campaign_under_lock(campaign: Campaign, *, lead: Lead) -> Campaign:
     """The campaign read again once its lock is held (a pause or a price change committed meanwhile applies to this
-    lead), with the lead's latest outcome there as ``latest_distribution_id``, in one statement.
+    lead), in one statement, with
+
+    * ``latest_distribution_id``: the lead's latest outcome there;
+    * ``person_owner_ids``: the buyers who bought this person in this campaign (``BuyerContact``);
+    * ``lead_owner_ids``: the buyers who bought this lead in any campaign;
+    * its ``subscriptions_version``, to check the subscriptions this process remembers.
+
+    Sales in a campaign are only made under its lock, so the first three are exact for this campaign; a sale of
+    the same lead in another campaign is looked for again once the buyer's wallet is held (by ``_post_lock_facts``,
+    or by the sale's own statement).
 
     It must be a statement of its own, after the lock: a ``SELECT … FOR UPDATE`` that waited for the lock re-reads
     the locked row but answers its subqueries from the snapshot taken before the wait, which cannot see the outcome
     the previous holder just committed.
     """
     latest = LeadDistribution.objects.unscoped().filter(lead_id=lead.pk, campaign_id=campaign.pk).order_by("-round")
+    keys = contact_keys(lead)
+    people = BuyerContact.objects.unscoped().filter(campaign_id=campaign.pk, contact_key__in=keys)
+    owners = LeadSale.objects.unscoped().filter(lead_id=lead.pk)
     return (
         Campaign.objects.unscoped()
-        .annotate(latest_distribution_id=Subquery(latest.values("id")[:1]))
+        .annotate(
+            latest_distribution_id=Subquery(latest.values("id")[:1]),
+            person_owner_ids=ArraySubquery(people.order_by().values("buyer_id")) if keys else NO_IDS,
+            lead_owner_ids=ArraySubquery(owners.order_by().values("buyer_id")),
+        )
         .get(pk=campaign.pk)
     )
+
+
+NO_IDS = Value([], output_field=ArrayField(BigIntegerField()))
 
 
 def _routing_state_lock(campaign: Campaign) -> CampaignRoutingState:
@@ -229,8 +299,11 @@ def _routing_state_lock(campaign: Campaign) -> CampaignRoutingState:
     return routing
 
 
+# The campaign's subscriptions, in memory ----------------------------------------------------------------------------
+
 # What a distribution reads of each subscription and its buyer: only these columns (a campaign with fifty buyers
-# otherwise spends more time building timestamps it never looks at than deciding who gets the lead).
+# otherwise spends more time building timestamps it never looks at than deciding who gets the lead). Migration 0004's
+# trigger raises the campaign's ``subscriptions_version`` when any of the buyer's columns here changes.
 SUBSCRIPTION_COLUMNS = (
     "id",
     "buyer_id",
@@ -261,15 +334,81 @@ SUBSCRIPTION_COLUMNS = (
     "buyer__auto_recharge_threshold",
 )
 
+CAP_WINDOWS = ("hourly_cap", "daily_cap", "weekly_cap", "monthly_cap")
 
-def _subscriptions(campaign: Campaign) -> list[BuyerSubscription]:
-    return list(
+
+@dataclass(frozen=True)
+class Member:
+    """One subscription with what deciding about it needs, worked out once when the campaign is loaded. The
+    subscription and its buyer are shared by the process's threads: read them, never change them."""
+
+    subscription: BuyerSubscription
+    zone: ZoneInfo
+    wanted_states: frozenset[str]
+    rules: tuple[SimpleNamespace, ...]
+    capped: bool
+    spend_limited: bool
+
+    @classmethod
+    def of(cls, sub: BuyerSubscription) -> Member:
+        buyer = sub.buyer
+        return cls(
+            subscription=sub,
+            zone=ZoneInfo(buyer.timezone),
+            wanted_states=frozenset(state.strip().upper() for state in sub.states),
+            rules=tuple(_rule(rule) for rule in sub.field_filters),
+            capped=any(getattr(sub, name) is not None for name in CAP_WINDOWS),
+            spend_limited=buyer.weekly_spend_limit is not None or buyer.monthly_spend_limit is not None,
+        )
+
+
+@dataclass(frozen=True)
+class CampaignMembers:
+    version: int  # the campaign's subscriptions_version read before the subscriptions were
+    members: tuple[Member, ...]
+
+    def __iter__(self):
+        return iter(self.members)
+
+
+# Read on every distribution and rarely changed. The version check under the campaign's lock makes a stale entry
+# impossible to use; the time limit only bounds how long a process keeps a campaign nobody sells in any more.
+MEMBERS_CACHE_SECONDS = 10
+_members: ProcessCache[CampaignMembers] = ProcessCache(seconds=MEMBERS_CACHE_SECONDS)
+
+
+def campaign_members(campaign_id: int, *, version: int | None = None) -> CampaignMembers:
+    """The campaign's subscriptions and buyers as this process remembers them; with ``version`` (read under the
+    campaign's lock), reloaded unless they were loaded at that version."""
+    cached = _members.get(campaign_id, lambda: _members_load(campaign_id))
+    if version is not None and cached.version != version:
+        _members.forget(campaign_id)
+        cached = _members.get(campaign_id, lambda: _members_load(campaign_id))
+    return cached
+
+
+def campaign_members_forget() -> None:
+    """Forget every campaign's subscriptions (tests; nothing else needs it: the version tells when to reload)."""
+    _members.forget()
+
+
+def _members_load(campaign_id: int) -> CampaignMembers:
+    # The version first: a change committed between the two reads leaves newer subscriptions under an older
+    # version, which only means one reload too many; the other way round could keep stale ones.
+    version = (
+        Campaign.objects.unscoped().filter(pk=campaign_id).values_list("subscriptions_version", flat=True).first() or 0
+    )
+    subscriptions = (
         BuyerSubscription.objects.unscoped()
-        .filter(campaign_id=campaign.pk)
+        .filter(campaign_id=campaign_id)
         .select_related("buyer")
         .only(*SUBSCRIPTION_COLUMNS)
         .order_by("id")
     )
+    return CampaignMembers(version, tuple(Member.of(sub) for sub in subscriptions))
+
+
+# The apply ------------------------------------------------------------------------------------------------------------
 
 
 def _distribute_locked(
@@ -279,36 +418,51 @@ def _distribute_locked(
     routing: CampaignRoutingState,
     now: datetime,
     round_number: int,
-    subscriptions: list[BuyerSubscription],
+    members: CampaignMembers,
     static: dict[int, dict],
+    lazy: bool,
 ) -> DistributionOutcome:
-    # Pass 1 (computed before the lock): facts that only the lead, the clock and the configuration decide.
-    contenders = [sub for sub in subscriptions if rejection_reason(_candidate(sub, campaign, static[sub.pk])) is None]
-
-    # Pass 2, under the wallets' locks: money, caps and earlier sales.
-    wallets = wallets_lock(buyer_ids=[sub.buyer_id for sub in contenders], organization_id=campaign.organization_id)
-    caps_remaining = _caps_remaining(contenders, campaign=campaign, now=now)
-    spend_remaining = _spend_remaining(contenders, now=now)
-    bought = _buyers_who_bought(contenders, campaign=campaign, lead=lead)
-    candidates = []
-    for sub in subscriptions:
-        facts = dict(static[sub.pk])
-        if sub.buyer_id in wallets:
-            facts.update(
-                spendable=wallets[sub.buyer_id].balance + sub.buyer.credit_limit,
-                caps_remaining=caps_remaining.get(sub.pk),
-                spend_remaining=spend_remaining.get(sub.buyer_id),
-                already_bought=sub.buyer_id in bought,
-            )
-        candidates.append(_candidate(sub, campaign, facts))
-
+    # Pass 1: facts that only the lead, the clock and the configuration decide (worked out before the lock), and the
+    # buyers who already own the lead or the person, as the campaign's lock lets them be read.
+    known_owners = set(campaign.person_owner_ids) | set(campaign.lead_owner_ids)
+    candidates = [
+        _candidate(
+            m.subscription, campaign, static[m.subscription.pk], already_bought=m.subscription.buyer_id in known_owners
+        )
+        for m in members
+    ]
+    by_id = {m.subscription.pk: m for m in members}
     state = StrategyState(
         last_subscription_id=routing.last_subscription_id,
         current_weights={int(key): value for key, value in routing.current_weights.items()},
     )
-    selection = select(candidates, campaign.distribution_logic, state)
+    # Pass 2, under the wallets' locks: money, caps and earlier sales.
+    wallets: dict[int, Wallet] = {}
+    if lazy and Strategy(campaign.distribution_logic) in LAZY_STRATEGIES:
+        reach = _Reach(lead=lead, campaign=campaign, now=now, by_id=by_id)
+        selection = select_lazily(candidates, campaign.distribution_logic, state, reach)
+        wallets = reach.wallets
+    else:
+        contenders = [by_id[c.subscription_id] for c in candidates if rejection_reason(c) is None]
+        wallets = wallets_lock(
+            buyer_ids=[m.subscription.buyer_id for m in contenders], organization_id=campaign.organization_id
+        )
+        caps_remaining = _caps_remaining(contenders, campaign=campaign, now=now)
+        bought, spend_remaining = _post_lock_facts(contenders, lead=lead, now=now)
+        completed = []
+        for candidate in candidates:
+            sub = by_id[candidate.subscription_id].subscription
+            if sub.buyer_id in wallets:
+                candidate = replace(
+                    candidate,
+                    spendable=wallets[sub.buyer_id].balance + sub.buyer.credit_limit,
+                    caps_remaining=caps_remaining.get(sub.pk),
+                    spend_remaining=spend_remaining.get(sub.buyer_id),
+                    already_bought=candidate.already_bought or sub.buyer_id in bought,
+                )
+            completed.append(candidate)
+        selection = select(completed, campaign.distribution_logic, state)
 
-    by_id = {sub.pk: sub for sub in subscriptions}
     reasons = {str(buyer_id): str(reason) for buyer_id, reason in sorted(selection.rejected.items())}
     status = DistributionStatus.SOLD if selection.chosen else DistributionStatus.UNSOLD
     routing_changed = selection.state != state
@@ -327,16 +481,22 @@ def _distribute_locked(
         "round_number": round_number,
         "reasons": reasons,
     }
+    subscriptions = {sub_id: member.subscription for sub_id, member in by_id.items()}
     if len(selection.chosen) == 1 and selection.chosen[0].price > ZERO:
         # The common case, one paid sale: everything in one statement, so the campaign's lock is held for less.
         [chosen] = selection.chosen
-        sub = by_id[chosen.subscription_id]
+        sub = subscriptions[chosen.subscription_id]
         distribution_id, sold = _write_one_sale(
             **written, chosen=chosen, sub=sub, wallet=wallets[chosen.buyer_id], routing_changed=routing_changed
         )
     else:
         distribution_id, sold = _write_outcome(
-            **written, status=status, selection=selection, by_id=by_id, wallets=wallets, routing_changed=routing_changed
+            **written,
+            status=status,
+            selection=selection,
+            by_id=subscriptions,
+            wallets=wallets,
+            routing_changed=routing_changed,
         )
     _after_commit(campaign, [sale.sale_id for sale in sold], status=status)
     return DistributionOutcome(
@@ -347,6 +507,39 @@ def _distribute_locked(
         sales=tuple(sold),
         reasons=reasons,
     )
+
+
+class _Reach:
+    """``select_lazily``'s ``complete`` for one distribution: the facts of one candidate that need its wallet
+    locked, in the order the strategy reaches them. Keeps the wallets it locked, for the sale."""
+
+    def __init__(self, *, lead: Lead, campaign: Campaign, now: datetime, by_id: dict[int, Member]):
+        self.lead, self.campaign, self.now, self.by_id = lead, campaign, now, by_id
+        self.wallets: dict[int, Wallet] = {}
+
+    def __call__(self, candidate: Candidate) -> Candidate:
+        member = self.by_id[candidate.subscription_id]
+        sub = member.subscription
+        highest = max(self.wallets, default=None)
+        # Wallets are waited for in ascending buyer id only (see _apply_atomically).
+        wallet = _wallet_lock_counting_caps(
+            member, campaign=self.campaign, now=self.now, skip_locked=highest is not None and sub.buyer_id < highest
+        )
+        if wallet is None:  # held by another distribution (or, rarely, never made): examine everyone, in order
+            raise _WalletOutOfOrder(sub.buyer_id)
+        self.wallets[sub.buyer_id] = wallet
+        bought, spend_remaining = set(), {}
+        # A paid sale's own statement refuses a buyer who bought the lead meanwhile (_ONE_SALE_SQL); spending limits
+        # and free sales need the facts read here, now that the wallet is held.
+        if member.spend_limited or candidate.price <= ZERO:
+            bought, spend_remaining = _post_lock_facts([member], lead=self.lead, now=self.now)
+        return replace(
+            candidate,
+            spendable=wallet.balance + sub.buyer.credit_limit,
+            caps_remaining=_tightest_cap(sub, wallet.cap_counts) if member.capped else None,
+            spend_remaining=spend_remaining.get(sub.buyer_id),
+            already_bought=sub.buyer_id in bought,
+        )
 
 
 def _write_outcome(
@@ -416,22 +609,32 @@ def _debit_note(lead: Lead, campaign: Campaign) -> str:
 # person's contact keys and the rotation. The same rows ``_write_outcome`` writes through the models (the tests run
 # both paths), at one round trip instead of six, inside the campaign's lock. Money rules are decided before it runs
 # (the wallet is locked and its balance known); the table constraints are the backstop.
+#
+# It writes nothing (and answers no row) if the buyer already owns the lead: it starts after the buyer's wallet was
+# locked, so it sees any sale of this lead to this buyer in another campaign that committed meanwhile, which the lazy
+# apply does not look for again on its own (one round trip fewer; ``_SoldMeanwhile``).
 _ONE_SALE_SQL = f"""
-WITH distribution AS (
+WITH unsold AS (
+    SELECT 1 WHERE NOT EXISTS (
+        SELECT 1 FROM {LeadSale._meta.db_table} WHERE lead_id = %(lead)s AND buyer_id = %(buyer)s
+    )
+), distribution AS (
     INSERT INTO {LeadDistribution._meta.db_table}
         (organization_id, lead_id, campaign_id, round, status, strategy, reasons, revenue, created_at)
-    VALUES (%(organization)s, %(lead)s, %(campaign)s, %(round)s, %(sold)s, %(strategy)s, %(reasons)s, %(price)s,
-            %(now)s)
+    SELECT %(organization)s, %(lead)s, %(campaign)s, %(round)s, %(sold)s, %(strategy)s, %(reasons)s, %(price)s,
+           %(now)s
+      FROM unsold
     RETURNING id
 ), entry AS (
     INSERT INTO {WalletEntry._meta.db_table}
         (organization_id, buyer_id, kind, amount, balance_after, lead_id, note, external_reference, created_at)
-    VALUES (%(organization)s, %(buyer)s, %(debit)s, %(amount)s, %(balance_after)s, %(lead)s, %(note)s, '', %(now)s)
+    SELECT %(organization)s, %(buyer)s, %(debit)s, %(amount)s, %(balance_after)s, %(lead)s, %(note)s, '', %(now)s
+      FROM unsold
     RETURNING id
 ), wallet AS (
     UPDATE {Wallet._meta.db_table}
        SET balance = %(balance_after)s, low_balance_alerted = %(alerted)s, updated_at = %(written_at)s
-     WHERE id = %(wallet)s
+     WHERE id = %(wallet)s AND EXISTS (SELECT 1 FROM unsold)
 ), sale AS (
     INSERT INTO {LeadSale._meta.db_table}
         (organization_id, distribution_id, lead_id, campaign_id, buyer_id, subscription_id, price, wallet_entry_id,
@@ -446,10 +649,14 @@ WITH distribution AS (
 ), routing AS (
     UPDATE {CampaignRoutingState._meta.db_table}
        SET last_subscription_id = %(last_subscription)s, current_weights = %(weights)s, updated_at = %(written_at)s
-     WHERE id = %(routing)s AND %(routing_changed)s
+     WHERE id = %(routing)s AND %(routing_changed)s AND EXISTS (SELECT 1 FROM unsold)
 )
 SELECT distribution.id, entry.id, sale.id FROM distribution, entry, sale
 """  # noqa: S608 - the table names come from the models; every value is bound
+
+
+class _SoldMeanwhile(Exception):
+    """The chosen buyer bought this lead in another campaign while this distribution waited for its wallet."""
 
 
 def _write_one_sale(
@@ -491,7 +698,10 @@ def _write_one_sale(
                 "routing_changed": routing_changed,
             },
         )
-        distribution_id, entry_id, sale_id = cursor.fetchone()
+        written = cursor.fetchone()
+    if written is None:
+        raise _SoldMeanwhile(chosen.buyer_id)
+    distribution_id, entry_id, sale_id = written
     wallet.balance, wallet.low_balance_alerted = after, alerted
     threshold_effects_on_commit(buyer=buyer, alert=alert, recharge=recharge, entry_id=entry_id)
     return distribution_id, [SoldTo(chosen.buyer_id, sub.pk, chosen.price, sale_id)]
@@ -502,32 +712,40 @@ def _static_inputs(campaign: Campaign) -> tuple:
     return (campaign.status, campaign.buyers_pick_states)
 
 
-def _static_facts_all(subscriptions, *, campaign: Campaign, lead: Lead, now: datetime) -> dict[int, dict]:
-    return {sub.pk: _static_facts(sub, campaign=campaign, lead=lead, now=now) for sub in subscriptions}
+def _static_facts_all(members: CampaignMembers, *, campaign: Campaign, lead: Lead, now: datetime) -> dict[int, dict]:
+    lead_state = lead.state.strip().upper()
+    return {
+        m.subscription.pk: _static_facts(m, campaign=campaign, lead=lead, lead_state=lead_state, now=now)
+        for m in members
+    }
 
 
-def _static_facts(sub: BuyerSubscription, *, campaign: Campaign, lead: Lead, now: datetime) -> dict:
-    local_now = now.astimezone(ZoneInfo(sub.buyer.timezone))
-    wanted_states = {state.strip().upper() for state in sub.states}
+def _static_facts(member: Member, *, campaign: Campaign, lead: Lead, lead_state: str, now: datetime) -> dict:
+    sub = member.subscription
+    always_open = not sub.schedule_days and sub.schedule_start is None
     return {
         "paused": not (campaign.is_active and sub.is_active and sub.buyer.is_active),
-        "schedule_open": schedule_open(
-            local_now, days=sub.schedule_days, start=sub.schedule_start, end=sub.schedule_end
+        "schedule_open": always_open
+        or schedule_open(
+            now.astimezone(member.zone), days=sub.schedule_days, start=sub.schedule_start, end=sub.schedule_end
         ),
-        "state_wanted": (
-            not campaign.buyers_pick_states or not wanted_states or lead.state.strip().upper() in wanted_states
-        ),
-        "filters_passed": all(rule_matches(_rule(rule), lead) for rule in sub.field_filters),
+        "state_wanted": not campaign.buyers_pick_states
+        or not member.wanted_states
+        or lead_state in member.wanted_states,
+        "filters_passed": all(rule_matches(rule, lead) for rule in member.rules),
         # Until the wallet is locked, money is not what rejects anyone.
-        "spendable": Decimal("Infinity"),
+        "spendable": UNLIMITED,
     }
+
+
+UNLIMITED = Decimal("Infinity")
 
 
 def _rule(rule: dict) -> SimpleNamespace:
     return SimpleNamespace(field=rule["field"], operator=rule["operator"], value=str(rule.get("value", "")))
 
 
-def _candidate(sub: BuyerSubscription, campaign: Campaign, facts: dict) -> Candidate:
+def _candidate(sub: BuyerSubscription, campaign: Campaign, facts: dict, *, already_bought: bool) -> Candidate:
     price = sub.price_override if sub.price_override is not None else campaign.price_per_lead
     return Candidate(
         subscription_id=sub.pk,
@@ -535,11 +753,9 @@ def _candidate(sub: BuyerSubscription, campaign: Campaign, facts: dict) -> Candi
         price=price,
         weight=sub.weight,
         priority=sub.priority,
+        already_bought=already_bought,
         **facts,
     )
-
-
-CAP_WINDOWS = ("hourly_cap", "daily_cap", "weekly_cap", "monthly_cap")
 
 
 def cap_window_starts(now: datetime, zone: ZoneInfo) -> dict[str, datetime]:
@@ -554,79 +770,167 @@ def cap_window_starts(now: datetime, zone: ZoneInfo) -> dict[str, datetime]:
     }
 
 
-def _caps_remaining(subscriptions: list[BuyerSubscription], *, campaign: Campaign, now: datetime) -> dict[int, int]:
-    """Subscription id → sales left before its tightest cap (uncapped subscriptions are absent).
+def _tightest_cap(sub: BuyerSubscription, counts) -> int:
+    """Sales left before the subscription's tightest cap, from its sales counted per window (``CAP_WINDOWS`` order)."""
+    sold = dict(zip(CAP_WINDOWS, counts or (0, 0, 0, 0), strict=True))
+    return min(getattr(sub, name) - sold[name] for name in CAP_WINDOWS if getattr(sub, name) is not None)
 
-    Sales are counted per calendar window of the buyer's time zone; buyers sharing a zone share one query.
+
+# A subscription's sales in the current hour, day, week and month of its buyer's zone, as one array (CAP_WINDOWS
+# order), counted on the (buyer, campaign, created_at) index from the earliest of the four starts. The buyer is the
+# row of the enclosing query (``campaigns_wallet`` or the ``windows`` list).
+_CAP_COUNTS = f"""
+SELECT ARRAY[count(*) FILTER (WHERE sale.created_at >= {{hour}}), count(*) FILTER (WHERE sale.created_at >= {{day}}),
+             count(*) FILTER (WHERE sale.created_at >= {{week}}), count(*) FILTER (WHERE sale.created_at >= {{month}})]
+  FROM {LeadSale._meta.db_table} sale
+ WHERE sale.campaign_id = {{campaign}} AND sale.buyer_id = {{buyer}}
+   AND sale.created_at >= {{earliest}}
+"""  # noqa: S608 - the table name comes from the model; every value is bound
+
+_CAP_COUNTS_OF_LOCKED_WALLET = _CAP_COUNTS.format(
+    hour="%s",
+    day="%s",
+    week="%s",
+    month="%s",
+    campaign="%s",
+    buyer=f"{Wallet._meta.db_table}.buyer_id",
+    earliest="%s",
+)
+_CAP_WINDOWS_OF_MANY = """
+  FROM unnest(%(buyers)s::bigint[], %(hours)s::timestamptz[], %(days)s::timestamptz[], %(weeks)s::timestamptz[],
+              %(months)s::timestamptz[]) AS windows(buyer_id, hour_start, day_start, week_start, month_start)
+"""
+_CAP_COUNTS_OF_MANY = "SELECT windows.buyer_id, ({counts}) {windows}".format(
+    counts=_CAP_COUNTS.format(
+        hour="windows.hour_start",
+        day="windows.day_start",
+        week="windows.week_start",
+        month="windows.month_start",
+        campaign="%(campaign)s",
+        buyer="windows.buyer_id",
+        earliest="LEAST(windows.hour_start, windows.day_start, windows.week_start, windows.month_start)",
+    ),
+    windows=_CAP_WINDOWS_OF_MANY,
+)
+
+
+def _wallet_lock_counting_caps(
+    member: Member, *, campaign: Campaign, now: datetime, skip_locked: bool
+) -> Wallet | None:
+    """Lock one buyer's wallet and, in the same statement, count its subscription's sales per cap window.
+
+    The counts may share the statement: sales in this campaign are only made under the campaign's lock, which is
+    held, so the statement's snapshot has them all even if it waited for the wallet. ``None`` when the wallet is
+    locked by someone else and ``skip_locked`` was asked for, or when the buyer has no wallet yet.
     """
-    capped = [sub for sub in subscriptions if any(getattr(sub, name) is not None for name in CAP_WINDOWS)]
-    by_zone: dict[str, list[BuyerSubscription]] = defaultdict(list)
-    for sub in capped:
-        by_zone[sub.buyer.timezone].append(sub)
-    remaining = {}
-    for zone_name, subs in by_zone.items():
-        starts = cap_window_starts(now, ZoneInfo(zone_name))
-        counts = {
-            row["buyer_id"]: row
-            for row in LeadSale.objects.unscoped()
-            .filter(
-                campaign_id=campaign.pk,
-                buyer_id__in=[sub.buyer_id for sub in subs],
-                created_at__gte=min(starts.values()),
+    sub = member.subscription
+    wallets = (
+        Wallet.objects.unscoped()
+        .select_for_update(skip_locked=skip_locked)
+        .filter(organization_id=campaign.organization_id, buyer_id=sub.buyer_id)
+        .only("id", "organization_id", "buyer_id", "balance", "low_balance_alerted")
+    )
+    if member.capped:
+        starts = cap_window_starts(now, member.zone)
+        wallets = wallets.annotate(
+            cap_counts=RawSQL(  # noqa: S611 - fixed SQL; every value is bound
+                _CAP_COUNTS_OF_LOCKED_WALLET,
+                [*(starts[name] for name in CAP_WINDOWS), campaign.pk, min(starts.values())],
             )
-            .values("buyer_id")
-            .annotate(**{name: Count("id", filter=Q(created_at__gte=start)) for name, start in starts.items()})
-        }
-        for sub in subs:
-            row = counts.get(sub.buyer_id, {})
-            remaining[sub.pk] = min(
-                getattr(sub, name) - row.get(name, 0) for name in CAP_WINDOWS if getattr(sub, name) is not None
-            )
-    return remaining
+        )
+    return next(iter(wallets), None)
 
 
-def _spend_remaining(subscriptions: list[BuyerSubscription], *, now: datetime) -> dict[int, Decimal]:
-    """Buyer id → what its tightest weekly or monthly spending limit still allows (buyers without limits absent).
+def _caps_remaining(members: list[Member], *, campaign: Campaign, now: datetime) -> dict[int, int]:
+    """Subscription id → sales left before its tightest cap (uncapped subscriptions are absent), in one statement
+    whatever the buyers' time zones. Read under the campaign's lock."""
+    capped = [m for m in members if m.capped]
+    if not capped:
+        return {}
+    zones: dict[str, dict[str, datetime]] = {}
+    windows = {name: [] for name in CAP_WINDOWS}
+    for member in capped:
+        starts = zones.setdefault(member.zone.key, cap_window_starts(now, member.zone))
+        for name in CAP_WINDOWS:
+            windows[name].append(starts[name])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _CAP_COUNTS_OF_MANY,
+            {
+                "campaign": campaign.pk,
+                "buyers": [m.subscription.buyer_id for m in capped],
+                "hours": windows["hourly_cap"],
+                "days": windows["daily_cap"],
+                "weeks": windows["weekly_cap"],
+                "months": windows["monthly_cap"],
+            },
+        )
+        counts = dict(cursor.fetchall())
+    return {m.subscription.pk: _tightest_cap(m.subscription, counts.get(m.subscription.buyer_id)) for m in capped}
 
-    Spending is the buyer's sales debits in the calendar week (Monday) and month of its time zone, in every
-    campaign, net of refunds for returned leads in the same window. Read under the wallets' locks: every debit
-    takes that lock, so no concurrent sale can change it meanwhile.
+
+# After the wallets are locked, in one statement: who owns the lead (in any campaign), and what the buyers with
+# spending limits spent this week and month of their zone (sales debits net of refunds, in every campaign).
+_POST_LOCK_SQL = f"""
+SELECT 'owner', sale.buyer_id, NULL::numeric, NULL::numeric FROM {LeadSale._meta.db_table} sale
+ WHERE sale.lead_id = %(lead)s
+UNION ALL
+SELECT 'spent', windows.buyer_id,
+       sum(entry.amount) FILTER (WHERE entry.created_at >= windows.week_start),
+       sum(entry.amount) FILTER (WHERE entry.created_at >= windows.month_start)
+  FROM unnest(%(buyers)s::bigint[], %(weeks)s::timestamptz[], %(months)s::timestamptz[])
+       AS windows(buyer_id, week_start, month_start)
+  LEFT JOIN {WalletEntry._meta.db_table} entry
+    ON entry.buyer_id = windows.buyer_id AND entry.kind = ANY(%(kinds)s) AND entry.lead_id IS NOT NULL
+   AND entry.created_at >= LEAST(windows.week_start, windows.month_start)
+ GROUP BY windows.buyer_id
+"""  # noqa: S608 - the table names come from the models; every value is bound
+
+
+def _post_lock_facts(members: list[Member], *, lead: Lead, now: datetime) -> tuple[set[int], dict[int, Decimal]]:
+    """``(buyers who own the lead, buyer id → what its tightest spending limit still allows)`` for ``members``,
+    whose wallets the caller holds.
+
+    Read after the lock, in a statement of its own: every sale and every debit of a buyer is made holding its
+    wallet, so nothing committed before the lock was granted is missed. Who owns the lead at all, then only these
+    buyers: a short query on the (lead, buyer) index rather than a list of every contender's id.
     """
-    limited = [
-        sub.buyer
-        for sub in subscriptions
-        if sub.buyer.weekly_spend_limit is not None or sub.buyer.monthly_spend_limit is not None
-    ]
-    by_zone: dict[str, list] = defaultdict(list)
-    for buyer in limited:
-        by_zone[buyer.timezone].append(buyer)
+    if not members:
+        return set(), {}
+    limited = {}
+    for member in members:
+        if member.spend_limited:
+            limited.setdefault(member.subscription.buyer_id, member)
+    weeks, months = [], []
+    for member in limited.values():
+        starts = cap_window_starts(now, member.zone)
+        weeks.append(starts["weekly_cap"])
+        months.append(starts["monthly_cap"])
+    with connection.cursor() as cursor:
+        cursor.execute(
+            _POST_LOCK_SQL,
+            {
+                "lead": lead.pk,
+                "buyers": list(limited),
+                "weeks": weeks,
+                "months": months,
+                "kinds": [WalletEntryKind.DEBIT.value, WalletEntryKind.REFUND.value],
+            },
+        )
+        rows = cursor.fetchall()
+    ours = {member.subscription.buyer_id for member in members}
+    bought = {buyer_id for kind, buyer_id, _, _ in rows if kind == "owner" and buyer_id in ours}
+    spent = {buyer_id: (week, month) for kind, buyer_id, week, month in rows if kind == "spent"}
     remaining = {}
-    for zone_name, buyers in by_zone.items():
-        starts = cap_window_starts(now, ZoneInfo(zone_name))
-        week, month = starts["weekly_cap"], starts["monthly_cap"]
-        sums = {
-            row["buyer_id"]: row
-            for row in WalletEntry.objects.unscoped()
-            .filter(
-                buyer_id__in=[buyer.pk for buyer in buyers],
-                kind__in=[WalletEntryKind.DEBIT, WalletEntryKind.REFUND],
-                lead__isnull=False,
-                created_at__gte=min(week, month),
-            )
-            .values("buyer_id")
-            .annotate(
-                week=Sum("amount", filter=Q(created_at__gte=week)), month=Sum("amount", filter=Q(created_at__gte=month))
-            )
-        }
-        for buyer in buyers:
-            row = sums.get(buyer.pk, {})
-            room = [
-                limit + (row.get(window) or ZERO)  # the sums are negative: debits minus refunds
-                for limit, window in ((buyer.weekly_spend_limit, "week"), (buyer.monthly_spend_limit, "month"))
-                if limit is not None
-            ]
-            remaining[buyer.pk] = min(room)
-    return remaining
+    for buyer_id, member in limited.items():
+        buyer = member.subscription.buyer
+        week, month = spent.get(buyer_id, (None, None))
+        remaining[buyer_id] = min(
+            limit + (total or ZERO)  # the sums are negative: debits minus refunds
+            for limit, total in ((buyer.weekly_spend_limit, week), (buyer.monthly_spend_limit, month))
+            if limit is not None
+        )
+    return bought, remaining
 
 
 def _after_commit(campaign: Campaign, sale_ids: list[int], *, status: str) -> None:
@@ -637,23 +941,6 @@ def _after_commit(campaign: Campaign, sale_ids: list[int], *, status: str) -> No
     if sale_ids:
         sales_deliver_on_commit(campaign.organization_id)
     campaign_figures_changed(campaign, status=status)
-
-
-def _buyers_who_bought(subscriptions: list[BuyerSubscription], *, campaign: Campaign, lead: Lead) -> set[int]:
-    """Buyers who already own this lead (in any campaign) or this person (in this campaign)."""
-    buyer_ids = [sub.buyer_id for sub in subscriptions]
-    if not buyer_ids:
-        return set()
-    # Who owns the lead or the person at all, then only the contenders: short queries on the (lead, buyer) and
-    # (campaign, contact key) indexes, rather than a list of every contender's id, which costs more to build and
-    # send than to answer.
-    owners = LeadSale.objects.unscoped().filter(lead_id=lead.pk).values_list("buyer_id")
-    keys = contact_keys(lead)
-    if keys:
-        people = BuyerContact.objects.unscoped().filter(campaign_id=campaign.pk, contact_key__in=keys)
-        owners = owners.union(people.values_list("buyer_id"))  # one round trip for both
-    contenders = set(buyer_ids)
-    return {buyer_id for (buyer_id,) in owners if buyer_id in contenders}
 
 
 __all__ = [

@@ -466,6 +466,13 @@ USAGE_COSTS = {
     "webhook": Decimal(env("USAGE_COST_WEBHOOK", default="0")),
 }
 USAGE_DEFAULT_MARKUP_PERCENT = Decimal(env("USAGE_DEFAULT_MARKUP_PERCENT", default="0"))
+# Usage is metered in the provider's currency and invoiced in the organization's (billing.metering): what one unit of
+# the first is worth in the second, "USD:INR=84.10,USD:EUR=0.92". Usage in a currency with no rate to the
+# organization's is left off its invoice, and the monthly run logs an error naming the pair.
+USAGE_EXCHANGE_RATES = {
+    tuple(pair.strip().upper().split(":", 1)): Decimal(rate)
+    for pair, rate in (item.split("=", 1) for item in env.list("USAGE_EXCHANGE_RATES", default=[]) if item.strip())
+}
 
 # Campaigns ------------------------------------------------------------------------------------------------------
 CELERY_BEAT_SCHEDULE.update(

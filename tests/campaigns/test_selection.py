@@ -6,18 +6,22 @@ from collections import Counter
 from datetime import datetime, time
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from campaigns.engine.schedule import schedule_open
 from campaigns.engine.selection import (
+    LAZY_STRATEGIES,
     Candidate,
     Reason,
     Strategy,
     StrategyState,
     evaluate,
+    reach_order,
     rejection_reason,
     select,
+    select_lazily,
 )
 
 PRICE = Decimal("10")
@@ -210,3 +214,66 @@ def test_overnight_window_belongs_to_the_day_it_starts():
     assert schedule_open(monday_early, days=[6], **hours)  # Sunday's window, after midnight
     assert not schedule_open(monday_early, days=[0], **hours)
     assert not schedule_open(MONDAY_NOON, days=[], **hours)
+
+
+# Lazy evaluation (round robin and waterfall) --------------------------------------------------------------------------
+
+STATIC_FACTS = ("paused", "schedule_open", "state_wanted", "filters_passed")
+
+
+def known_before_the_lock(c: Candidate) -> Candidate:
+    """What the apply knows of a candidate before it locks anything: only the static facts."""
+    return candidate(
+        c.subscription_id,
+        price=c.price,
+        spendable=Decimal("Infinity"),
+        weight=c.weight,
+        priority=c.priority,
+        **{name: getattr(c, name) for name in STATIC_FACTS},
+    )
+
+
+@settings(max_examples=400)
+@given(
+    candidates=any_candidates(),
+    strategy=st.sampled_from(sorted(LAZY_STRATEGIES)),
+    last=st.none() | st.integers(0, 500),
+)
+def test_lazy_selection_chooses_what_the_full_one_does_and_stops_at_its_pick(candidates, strategy, last):
+    state = StrategyState(last, {7: 3})
+    full = {c.subscription_id: c for c in candidates}
+    asked = []
+
+    def complete(c: Candidate) -> Candidate:
+        asked.append(c.subscription_id)
+        return full[c.subscription_id]
+
+    lazy = select_lazily([known_before_the_lock(c) for c in candidates], strategy, state, complete)
+    eager = select(candidates, strategy, state)
+    assert lazy.chosen == eager.chosen and lazy.state == eager.state
+    # Asked about exactly the statically eligible candidates up to the pick, in the strategy's order, each once.
+    statically_eligible = [c for c in candidates if rejection_reason(known_before_the_lock(c)) is None]
+    order = [c.subscription_id for c in reach_order(statically_eligible, strategy, state)]
+    reached = order[: order.index(lazy.chosen[0].subscription_id) + 1] if lazy.chosen else order
+    assert asked == reached
+    # Everyone reached has their own reason; everyone after the pick is "not chosen"; nothing else differs.
+    for c in candidates:
+        if lazy.chosen and c.buyer_id == lazy.chosen[0].buyer_id:
+            assert c.buyer_id not in lazy.rejected
+        elif c.subscription_id in asked or c.subscription_id not in order:
+            assert lazy.rejected[c.buyer_id] == eager.rejected[c.buyer_id]
+        else:
+            assert lazy.rejected[c.buyer_id] == Reason.NOT_CHOSEN
+
+
+def test_round_robin_reaches_from_the_cursor_and_wraps():
+    candidates = [candidate(n) for n in (5, 2, 9, 7)]
+    state = StrategyState(last_subscription_id=7)
+    assert [c.subscription_id for c in reach_order(candidates, Strategy.ROUND_ROBIN, state)] == [9, 2, 5, 7]
+    assert [c.subscription_id for c in reach_order(candidates, Strategy.ROUND_ROBIN, StrategyState())] == [2, 5, 7, 9]
+
+
+@pytest.mark.parametrize("strategy", [Strategy.WEIGHTED, Strategy.BROADCAST])
+def test_lazy_selection_refuses_strategies_that_need_everyone(strategy):
+    with pytest.raises(ValueError, match="examines every candidate"):
+        select_lazily([candidate(1)], strategy, StrategyState(), lambda c: c)
