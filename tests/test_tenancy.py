@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.db import models
 from django.urls import NoReverseMatch, URLResolver, get_resolver, reverse
 from rest_framework import permissions
@@ -40,17 +41,7 @@ from .factories import (
     make_api_key,
 )
 
-PROJECT_APPS = (
-    "accounts",
-    "billing",
-    "leads",
-    "campaigns",
-    "messaging",
-    "integrations",
-    "support",
-    "privacy",
-    "analytics",
-)
+PROJECT_APPS = tuple(settings.LEADFLOW_DOMAIN_APPS)
 
 
 # The manager ------------------------------------------------------------------------------------------------------

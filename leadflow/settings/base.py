@@ -21,6 +21,18 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 SITE_URL = env("SITE_URL", default="http://localhost:8000").rstrip("/")
 
+# LeadFlow's domain apps: the tenancy and privacy tests walk every model of each.
+LEADFLOW_DOMAIN_APPS = [
+    "accounts",
+    "billing",
+    "leads",
+    "campaigns",
+    "messaging",
+    "integrations",
+    "support",
+    "privacy",
+    "analytics",
+]
 INSTALLED_APPS = [
     "daphne",
     "leadflow.apps.LeadFlowAdminConfig",
@@ -51,15 +63,7 @@ INSTALLED_APPS = [
     "anymail",
     # LeadFlow
     "leadflow",
-    "accounts",
-    "billing",
-    "leads",
-    "campaigns",
-    "messaging",
-    "integrations",
-    "support",
-    "privacy",
-    "analytics",
+    *LEADFLOW_DOMAIN_APPS,
 ]
 
 MIDDLEWARE = [

@@ -9,6 +9,7 @@ from io import StringIO
 
 import pytest
 from django.apps import apps
+from django.conf import settings
 from django.core import serializers
 from django.core.management import CommandError, call_command
 
@@ -39,17 +40,7 @@ pytestmark = pytest.mark.django_db
 EMAIL, PHONE, NAME = "asha.rao@example.com", "+919876543210", "Asha Rao"
 # What must not survive anywhere in the organization once Asha is erased.
 TRACES = (EMAIL, "9876543210", "98765 43210", NAME, "Wants a 2BHK near the metro")
-PROJECT_APPS = (
-    "accounts",
-    "billing",
-    "leads",
-    "campaigns",
-    "messaging",
-    "integrations",
-    "support",
-    "privacy",
-    "analytics",
-)
+PROJECT_APPS = tuple(settings.LEADFLOW_DOMAIN_APPS)
 
 
 @pytest.fixture
