@@ -1,11 +1,9 @@
 """Where messaging providers post: ``/api/webhooks/twilio/…``, ``/api/webhooks/whatsapp/`` and anymail's
 ``/api/webhooks/email/<esp>/{inbound,tracking}/``.
 
-Every request is stored raw first (``ProviderEvent``, committed on its own), its signature checked over exactly what
-arrived. A message a lead sent by SMS or WhatsApp through Twilio is then processed in the request, so it reaches the
-open inbox without waiting behind the worker's queue; everything else (status callbacks, Meta, email) is answered at
-once and processed by a Celery task after commit. A failure leaves the stored event to a task and the sweep. A bad
-signature is stored (rejected, never processed) and answered 403, which Twilio and Meta treat as "do not retry".
+Every request is stored raw first (``ProviderEvent``), its signature checked over exactly what arrived, and
+answered at once; a Celery task processes it after commit. A bad signature is stored (rejected, never processed)
+and answered 403, which Twilio and Meta treat as "do not retry".
 """
 
 from __future__ import annotations
@@ -39,16 +37,6 @@ def _queue(event_id: int) -> None:
     transaction.on_commit(lambda: process_provider_event.delay(event_id))
 
 
-def _process_here(event_id: int) -> None:
-    from .services.inbound import provider_event_process
-
-    try:
-        provider_event_process(event_id=event_id)  # a failure it catches is marked failed: the sweep retries it
-    except Exception:
-        logger.exception("provider event %s could not be processed in the request; queuing it", event_id)
-        _queue(event_id)
-
-
 def _twilio(request, kind: str) -> HttpResponse:
     raw = request.body
     params = {key: request.POST.get(key) for key in request.POST}
@@ -67,10 +55,7 @@ def _twilio(request, kind: str) -> HttpResponse:
     if not valid:
         logger.warning("twilio %s webhook: bad X-Twilio-Signature (event %s)", kind, event.pk)
         return HttpResponse("Invalid signature.", status=403, content_type="text/plain")
-    if kind == "message":
-        _process_here(event.pk)
-    else:
-        _queue(event.pk)
+    _queue(event.pk)
     return HttpResponse(EMPTY_TWIML, content_type="text/xml")
 
 

@@ -58,30 +58,6 @@ def test_a_signed_sms_from_an_unknown_number_becomes_a_lead_and_a_conversation(
     assert (message.direction, message.status, message.body) == ("in", "received", "Hi, is the 2BHK still available?")
 
 
-def test_an_inbound_message_is_processed_in_the_request_and_left_to_a_task_if_that_fails(
-    client, twilio, channels, organization, monkeypatch, django_capture_on_commit_callbacks
-):
-    """No trip through the broker between Twilio and the inbox: the message exists when the webhook answers. If
-    processing raises, the stored event is queued for a task instead (and stays replayable)."""
-    from messaging import tasks
-    from messaging.services import inbound
-
-    queued = []
-    monkeypatch.setattr(tasks.process_provider_event, "delay", lambda event_id: queued.append(event_id))
-    assert twilio_post(client, MESSAGES, inbound_sms()).status_code == 200
-    assert queued == [] and Message.objects.unscoped().count() == 1
-
-    def broken(**kwargs):
-        raise RuntimeError("processing bug")
-
-    monkeypatch.setattr(inbound, "provider_event_process", broken)
-    with django_capture_on_commit_callbacks(execute=True):
-        assert twilio_post(client, MESSAGES, inbound_sms(MessageSid="SMsecond")).status_code == 200
-    second = ProviderEvent.objects.unscoped().order_by("-pk").first()
-    assert queued == [second.pk] and second.status == "received"
-    assert Message.objects.unscoped().count() == 1
-
-
 def test_a_message_from_a_known_lead_joins_its_conversation_and_a_redelivery_changes_nothing(
     client, twilio, channels, organization, django_capture_on_commit_callbacks
 ):
