@@ -8,12 +8,14 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from django.db import transaction
 from django.test import Client
 
 from accounts.constants import Role
 from accounts.consumers import CLOSE_NO_ORGANIZATION, CLOSE_UNAUTHENTICATED
 from leadflow.asgi import application
+from leadflow.channel_layer import BLOCKING_RECEIVE_SECONDS
 from leadflow.realtime import publish, publish_many, publish_to_user
 
 from .conftest import member_of
@@ -194,3 +196,65 @@ async def test_a_batch_published_together_arrives_as_one_frame_per_event_in_orde
     finally:
         await alice.disconnect()
         await bob.disconnect()
+
+
+def test_the_layers_reads_wait_longer_than_its_blocking_receive():
+    # Equal timeouts made a busy Redis's answer to a 5 s block arrive after the read gave up, closing sockets.
+    layer = get_channel_layer()
+    assert layer.brpop_timeout == BLOCKING_RECEIVE_SECONDS
+    assert all(host["socket_timeout"] > BLOCKING_RECEIVE_SECONDS for host in layer.hosts)
+
+
+def _failing_blocking_receive(layer, failures: int | None):
+    """Make the layer's blocking read raise a Redis read timeout ``failures`` times (None: always), then work."""
+    real = layer._brpop_with_clean
+    calls = {"failed": 0}
+
+    async def flaky(index, channel, timeout):
+        if failures is None or calls["failed"] < failures:
+            calls["failed"] += 1
+            raise RedisTimeoutError("Timeout reading from 127.0.0.1:6379")
+        return await real(index, channel, timeout)
+
+    return flaky, calls
+
+
+async def test_a_socket_rides_out_channel_layer_read_timeouts_and_gets_the_events_sent_meanwhile(monkeypatch, caplog):
+    w = await world()
+    alice, connected, _ = await _connect(await session_cookie(w["alice"]))
+    assert connected
+    try:
+        await alice.receive_json_from(timeout=TIMEOUT)
+        layer = get_channel_layer()
+        flaky, calls = _failing_blocking_receive(layer, failures=3)
+        monkeypatch.setattr(layer, "_brpop_with_clean", flaky)
+        # The consumer is parked in a real blocking read; the next read after this event is the flaky one.
+        await publish_committed(publish, w["org_a"], "lead.created", {"id": 1})
+        assert (await alice.receive_json_from(timeout=TIMEOUT))["payload"] == {"id": 1}
+        await publish_committed(publish, w["org_a"], "lead.created", {"id": 2})
+        assert (await alice.receive_json_from(timeout=TIMEOUT))["payload"] == {"id": 2}
+        assert calls["failed"] == 3
+        assert "channel layer receive failed, retrying" in caplog.text
+        # Still open: it answers a keep-alive.
+        await alice.send_json_to({"type": "ping"})
+        assert (await alice.receive_json_from(timeout=TIMEOUT))["event"] == "pong"
+    finally:
+        await alice.disconnect()
+
+
+async def test_a_socket_whose_channel_layer_stays_down_closes_so_the_page_reconnects(monkeypatch):
+    w = await world()
+    alice, connected, _ = await _connect(await session_cookie(w["alice"]))
+    assert connected
+    await alice.receive_json_from(timeout=TIMEOUT)
+    layer = get_channel_layer()
+    flaky, calls = _failing_blocking_receive(layer, failures=None)
+    monkeypatch.setattr(layer, "_brpop_with_clean", flaky)
+    monkeypatch.setattr(layer, "receive_give_up_seconds", 0.5)
+    # Wake the parked read so the next one fails; after half a second of failures the consumer gives up.
+    await publish_committed(publish, w["org_a"], "lead.created", {"id": 1})
+    assert (await alice.receive_json_from(timeout=TIMEOUT))["payload"] == {"id": 1}
+    with pytest.raises(RedisTimeoutError):
+        # The communicator re-raises the consumer's error once its wait for a frame ends.
+        await alice.receive_output(timeout=2)
+    assert calls["failed"] > 1

@@ -132,7 +132,7 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "BACKEND": "leadflow.channel_layer.ResilientRedisChannelLayer",
             "CONFIG": {"hosts": [REDIS_URL], "prefix": env("CHANNELS_PREFIX", default="leadflow")},
         }
     }

@@ -2,6 +2,9 @@
 // per campaign), the figures block of that campaign's page asks the server for them again (htmx).
 (function () {
   "use strict";
+  document.addEventListener("leadflow:reconnected", function () {
+    if (document.getElementById("campaign-live")) document.body.dispatchEvent(new CustomEvent("campaign-figures-changed"));
+  });
   document.addEventListener("leadflow:event", function (e) {
     const live = document.getElementById("campaign-live");
     if (!live || !e.detail || e.detail.event !== live.dataset.liveEvent) return;

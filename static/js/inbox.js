@@ -46,6 +46,12 @@
   });
 
   document.body.addEventListener("inbox-changed", refreshList);
+  // Messages that arrived while the socket was down were never pushed: fetch the list and the open thread again.
+  document.addEventListener("leadflow:reconnected", function () {
+    refreshList();
+    const current = openConversation();
+    if (current) refreshThread(current);
+  });
   document.addEventListener("click", function (e) {
     const button = e.target.closest("[data-use-suggestion]");
     if (!button) return;

@@ -1,6 +1,8 @@
 // Live updates: one websocket per page to /ws/events/. Every server event is re-dispatched on `document` as a
 // `leadflow:event` CustomEvent (detail = {event, payload}) so any page can listen; the dashboard feed and the
-// toasts below are two such listeners. Reconnects with capped exponential backoff.
+// toasts below are two such listeners. Reconnects with capped exponential backoff; events sent while a socket was
+// down are not replayed, so a socket that opens again after one was lost dispatches `leadflow:reconnected` and the
+// live parts of the page (inbox, badges, campaign figures) fetch their state again.
 (function () {
   "use strict";
   const status = document.getElementById("live-status");
@@ -8,6 +10,7 @@
   const CLOSE_NO_ORGANIZATION = 4403;
   let attempt = 0;
   let pingTimer = null;
+  let wasOpen = false;
 
   function setStatus(state, label) {
     if (!status) return;
@@ -23,6 +26,8 @@
     socket.addEventListener("open", function () {
       attempt = 0;
       setStatus("open", "live");
+      if (wasOpen) document.dispatchEvent(new CustomEvent("leadflow:reconnected"));
+      wasOpen = true;
       pingTimer = window.setInterval(function () { socket.send(JSON.stringify({ type: "ping" })); }, 25000);
     });
     socket.addEventListener("message", function (message) {
