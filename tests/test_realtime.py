@@ -8,9 +8,9 @@ from channels.layers import get_channel_layer
 from channels.testing import WebsocketCommunicator
 from channels_redis.core import RedisChannelLayer
 from django.conf import settings
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from django.db import transaction
 from django.test import Client
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from accounts.constants import Role
 from accounts.consumers import CLOSE_NO_ORGANIZATION, CLOSE_UNAUTHENTICATED
