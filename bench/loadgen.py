@@ -116,6 +116,7 @@ class LeanClient:
         self.host_header = parts.netloc.encode()
         self.limit = asyncio.Semaphore(connections)
         self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.stale_retries = 0
 
     async def __aenter__(self):
         return self
@@ -138,18 +139,40 @@ class LeanClient:
             head.append(f"Content-Length: {len(body)}")
         payload = ("\r\n".join(head) + "\r\n\r\n").encode() + (body or b"")
         async with self.limit:
-            reader, writer = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+            reader, writer, reused = await self._connection()
             try:
                 writer.write(payload)
                 response, keep = await self._read(reader)
             except (OSError, asyncio.IncompleteReadError, ValueError) as error:
                 writer.close()
-                raise TransportError(f"{type(error).__name__}: {error}") from error
+                if not (reused and _closed_before_answering(error)):
+                    raise TransportError(f"{type(error).__name__}: {error}") from error
+                # The server closed this idle keep-alive connection as we reused it (gunicorn's keepalive timeout
+                # racing our request): nothing was answered, so the request is sent again on a fresh connection,
+                # as browsers and HTTP libraries do. Counted, so a bench can say how often.
+                self.stale_retries += 1
+                reader, writer = await asyncio.open_connection(self.host, self.port)
+                try:
+                    writer.write(payload)
+                    response, keep = await self._read(reader)
+                except (OSError, asyncio.IncompleteReadError, ValueError) as retry_error:
+                    writer.close()
+                    raise TransportError(f"{type(retry_error).__name__}: {retry_error}") from retry_error
             if keep:
                 self.idle.append((reader, writer))
             else:
                 writer.close()
             return response
+
+    async def _connection(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, bool]:
+        while self.idle:
+            reader, writer = self.idle.pop()
+            if reader.at_eof() or writer.is_closing():
+                writer.close()  # the server already said goodbye on this one
+                continue
+            return reader, writer, True
+        reader, writer = await asyncio.open_connection(self.host, self.port)
+        return reader, writer, False
 
     @staticmethod
     async def _read(reader: asyncio.StreamReader) -> tuple[Response, bool]:
@@ -173,6 +196,13 @@ class LeanClient:
             content = await reader.readexactly(int(headers.get("content-length", "0")))
         keep = headers.get("connection", "").lower() != "close"
         return Response(status, headers, content), keep
+
+
+def _closed_before_answering(error: BaseException) -> bool:
+    """The connection was gone before a single byte of an answer came back."""
+    if isinstance(error, asyncio.IncompleteReadError):
+        return not error.partial
+    return isinstance(error, (ConnectionResetError, BrokenPipeError, ConnectionAbortedError))
 
 
 def _client(base_url: str, connections: int) -> LeanClient:

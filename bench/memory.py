@@ -2,12 +2,17 @@
 
 Sampled: the resident memory (``VmRSS`` in ``/proc/<pid>/status``) of every process in the process groups the
 benchmark started (gunicorn's master and workers, the Celery worker and its pool, daphne, beat); PostgreSQL's
-backends connected to the bench database, in total; and Redis's ``used_memory``.
+backends connected to the bench database, each and in total; and Redis's ``used_memory``.
 
 A PostgreSQL backend's VmRSS counts every page of ``shared_buffers`` it has touched, so it rises for minutes as the
 backends read more of the (shared, fixed-size) buffer pool and says nothing about a leak; its private memory
-(``RssAnon``: catalog and plan caches, sorts) is what a leaking backend would grow. Both are recorded; the private
-total is judged.
+(``RssAnon``: catalog and plan caches, sorts) is what a leaking backend would grow. Each backend's private memory is
+judged on its own; the totals (private and VmRSS) are shown. Totals are not judged because the number of backends
+changes: a gunicorn thread opens its connection when it first serves a request, which can be minutes into a run,
+and the total then steps up by a whole backend with nothing leaking.
+
+Every series is judged from its own first sample plus the warm-up, so a process or backend that starts late gets
+the same warm-up as the others (a fresh backend fills its caches in its first minutes).
 
 "Flat" after a warm-up: the least-squares slope of the series is below a bound (MB a minute) and its range
 (max - min) is below another. ``flatness()`` is pure and tested (tests/test_bench_memory.py).
@@ -189,23 +194,40 @@ class MemorySampler(threading.Thread):
                 (self.database, BENCH_APPLICATION_NAME),
             )
         ]
-        memories = [m for m in (proc_memory(pid) for pid in backends) if m is not None]
-        self._add("PostgreSQL backends, private (RssAnon)", t, sum(m.get("RssAnon", 0) for m in memories))
-        self._add("PostgreSQL backends, VmRSS", t, sum(m["VmRSS"] for m in memories), judged=False)
+        memories = {pid: m for pid, m in ((pid, proc_memory(pid)) for pid in backends) if m is not None}
+        for pid, memory in memories.items():
+            self._add(f"PostgreSQL backend (pid {pid}), private (RssAnon)", t, memory.get("RssAnon", 0))
+        self._add(
+            "PostgreSQL backends, private (RssAnon), total",
+            t,
+            sum(m.get("RssAnon", 0) for m in memories.values()),
+            judged=False,
+        )
+        self._add("PostgreSQL backends, VmRSS, total", t, sum(m["VmRSS"] for m in memories.values()), judged=False)
         self.backends.append((t, len(memories)))
         with contextlib.suppress(Exception):
             self._add("Redis used_memory (whole server)", t, int(cache.info("memory")["used_memory"]))
             self.bench_db_keys.append((t, int(cache.dbsize())))
 
     def verdicts(self, *, warmup_s: float, until_s: float, max_slope_mb_per_min: float, max_range_mb: float) -> dict:
-        return {
-            label: {"judged": series.judged}
-            | flatness(
+        """Each series' flatness from its own first sample plus ``warmup_s``. A backend that connected too late to
+        leave enough samples after its warm-up is shown, not judged (a late server process fails anyway: see
+        ``appeared``); any other series with too few samples is judged not flat."""
+        first_sample = min((series.points[0][0] for series in self.series.values() if series.points), default=0.0)
+        verdicts = {}
+        for label, series in self.series.items():
+            verdict = {"judged": series.judged} | flatness(
                 series.points,
-                warmup_s=warmup_s,
+                warmup_s=series.points[0][0] + warmup_s,
                 until_s=until_s,
                 max_slope_mb_per_min=max_slope_mb_per_min,
                 max_range_mb=max_range_mb,
             )
-            for label, series in self.series.items()
-        }
+            if (
+                verdict["flat"] is None
+                and label.startswith("PostgreSQL backend (")
+                and series.points[0][0] > first_sample
+            ):
+                verdict |= {"judged": False, "why": f"connected at {series.points[0][0]:.0f} s: " + verdict["why"]}
+            verdicts[label] = verdict
+        return verdicts

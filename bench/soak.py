@@ -148,6 +148,8 @@ class Load:
     t0: float  # perf_counter when the first requests were due
     ended: float  # perf_counter when the last request was answered
     drain: dict
+    # Requests sent again because the server closed their idle keep-alive connection as they were sent.
+    stale_connection_resends: int = 0
 
     @property
     def seconds(self) -> float:
@@ -185,7 +187,8 @@ async def soak_load(
         async def post(path: str, body: bytes, headers: dict) -> tuple[int, loadgen.Response | None]:
             try:
                 response = await client.request_raw("POST", path, headers=headers, body=body)
-            except loadgen.TransportError:
+            except loadgen.TransportError as error:
+                log(f"  no answer to POST {path}: {error}")
                 return 0, None
             return response.status_code, response
 
@@ -248,6 +251,7 @@ async def soak_load(
         t0=t0,
         ended=ended,
         drain=drain,
+        stale_connection_resends=client.stale_retries,
     )
 
 
@@ -524,6 +528,7 @@ def main() -> int:
         "supplier_requests": len(load.posted),
         "facebook_notifications": len(load.facebook.sent),
         "inbound_sms": len(load.sms.sent),
+        "stale_connection_resends": load.stale_connection_resends,
         "statuses": {
             "supplier ingest": dict(sorted((str(k), v) for k, v in load.ingest.statuses.items())),
             "facebook": dict(sorted((str(k), v) for k, v in load.facebook.statuses.items())),

@@ -110,3 +110,93 @@ def test_without_a_gap_the_plan_is_what_the_distribution_benchmark_always_posted
         rng.random()
         assert kind in ("original", "test") and n == i
         mine.append((n, None))
+
+
+async def _serve_once_per_connection(reader, writer):
+    """Answers the first request of a connection, advertising keep-alive, and closes the connection without an
+    answer when the next request arrives: a keep-alive timeout that fires just as the client reuses it."""
+    await reader.readuntil(b"\r\n\r\n")
+    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: keep-alive\r\n\r\nok")
+    await writer.drain()
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def test_the_load_generator_resends_a_request_the_server_closed_its_idle_connection_on():
+    import asyncio
+
+    from bench.loadgen import LeanClient
+
+    server = await asyncio.start_server(_serve_once_per_connection, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with LeanClient(f"http://127.0.0.1:{port}", 1) as client:
+            for _ in range(3):
+                response = await client.request_raw("GET", "/", headers={})
+                assert response.status_code == 200
+            # The second and third requests were each sent on a connection closed under them, then again.
+            assert client.stale_retries == 2
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def _never_answer(reader, writer):
+    await reader.readuntil(b"\r\n\r\n")
+    writer.close()
+
+
+async def test_a_fresh_connection_closed_without_an_answer_is_an_error_not_a_retry():
+    import asyncio
+
+    from bench.loadgen import LeanClient, TransportError
+
+    server = await asyncio.start_server(_never_answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        async with LeanClient(f"http://127.0.0.1:{port}", 1) as client:
+            with pytest.raises(TransportError):
+                await client.request_raw("GET", "/", headers={})
+            assert client.stale_retries == 0
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+def _sampler_with(series_by_label: dict):
+    from bench.memory import MemorySampler, Series
+
+    sampler = MemorySampler(groups={}, dsn="", database="", redis_url="", every=10)
+    for label, (points, judged) in series_by_label.items():
+        sampler.series[label] = Series(label, judged, points)
+    return sampler
+
+
+def test_each_series_gets_its_own_warm_up_and_a_late_backend_with_few_samples_is_only_shown():
+    steady = series(10, start_mb=150, mb_per_min=0.0, noise_mb=0.5)
+    # A backend that connected at minute 4 and filled its caches in its first minute: flat after its own warm-up.
+    late = [(t, (60 + (20 if t >= 300 else (t - 240) / 60 * 20)) * MB) for t in range(240, 601, 10)]
+    too_late = [(t, 60 * MB) for t in range(540, 601, 10)]
+    sampler = _sampler_with(
+        {
+            "gunicorn worker (pid 1)": (steady, True),
+            "PostgreSQL backend (pid 2), private (RssAnon)": (late, True),
+            "PostgreSQL backend (pid 3), private (RssAnon)": (too_late, True),
+        }
+    )
+    verdicts = sampler.verdicts(warmup_s=120, until_s=600, **BOUNDS)
+    assert verdicts["gunicorn worker (pid 1)"]["flat"] is True
+    late_verdict = verdicts["PostgreSQL backend (pid 2), private (RssAnon)"]
+    assert late_verdict["judged"] and late_verdict["flat"] is True
+    # Judged from the start of the run, the same backend's first minute would read as a leak.
+    from bench.memory import flatness
+
+    assert flatness(late, warmup_s=120, until_s=600, **BOUNDS)["flat"] is False
+    too_late_verdict = verdicts["PostgreSQL backend (pid 3), private (RssAnon)"]
+    assert too_late_verdict["judged"] is False and "connected at 540 s" in too_late_verdict["why"]
+
+
+def test_a_server_process_with_too_few_samples_is_not_shown_flat():
+    sampler = _sampler_with({"daphne (pid 9)": ([(t, 100 * MB) for t in range(0, 121, 10)], True)})
+    verdict = sampler.verdicts(warmup_s=120, until_s=600, **BOUNDS)["daphne (pid 9)"]
+    assert verdict["judged"] and verdict["flat"] is None
