@@ -454,6 +454,8 @@ SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["DeliveryKindEnum"] = "campaigns.con
 TWILIO_ACCOUNT_SID = env("TWILIO_ACCOUNT_SID", default="")
 TWILIO_AUTH_TOKEN = env("TWILIO_AUTH_TOKEN", default="")
 TWILIO_API_URL = env("TWILIO_API_URL", default="https://api.twilio.com").rstrip("/")
+# The Content API, where WhatsApp templates and their approval live (a stand-in in tests).
+TWILIO_CONTENT_API_URL = env("TWILIO_CONTENT_API_URL", default="https://content.twilio.com").rstrip("/")
 TWILIO_TIMEOUT_S = env.float("TWILIO_TIMEOUT_S", default=10.0)
 TWILIO_SMS_FROM = env("TWILIO_SMS_FROM", default="")
 TWILIO_MESSAGING_SERVICE_SID = env("TWILIO_MESSAGING_SERVICE_SID", default="")

@@ -33,7 +33,12 @@ _lock = threading.Lock()
 def messaging_provider() -> MessagingProvider:
     """The process's provider, built once (its HTTP connections are kept) and again if the settings change."""
     global _provider, _provider_key
-    key = (settings.TWILIO_ACCOUNT_SID, settings.TWILIO_AUTH_TOKEN, settings.TWILIO_API_URL)
+    key = (
+        settings.TWILIO_ACCOUNT_SID,
+        settings.TWILIO_AUTH_TOKEN,
+        settings.TWILIO_API_URL,
+        settings.TWILIO_CONTENT_API_URL,
+    )
     with _lock:
         if _provider is None or _provider_key != key:
             if settings.TWILIO_ACCOUNT_SID and settings.TWILIO_AUTH_TOKEN:
@@ -43,6 +48,7 @@ def messaging_provider() -> MessagingProvider:
                     account_sid=settings.TWILIO_ACCOUNT_SID,
                     auth_token=settings.TWILIO_AUTH_TOKEN,
                     base_url=settings.TWILIO_API_URL,
+                    content_base_url=settings.TWILIO_CONTENT_API_URL,
                     timeout=settings.TWILIO_TIMEOUT_S,
                 )
             else:

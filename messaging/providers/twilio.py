@@ -2,8 +2,10 @@
 
 ``POST {TWILIO_API_URL}/2010-04-01/Accounts/{AccountSid}/Messages.json`` (basic auth, form-encoded ``To``,
 ``From`` or ``MessagingServiceSid``, ``Body``, or ``ContentSid`` + ``ContentVariables`` for a WhatsApp template).
-The SDK's HTTP client is pointed at ``TWILIO_API_URL`` (Twilio's own by default), so tests and the benchmark talk
-to a local stand-in at the real HTTP boundary.
+WhatsApp templates come from the Content API, ``GET {TWILIO_CONTENT_API_URL}/v1/ContentAndApprovals`` (each content
+with its WhatsApp approval request: name, category, status, rejection reason). The SDK's HTTP client is pointed at
+``TWILIO_API_URL`` and ``TWILIO_CONTENT_API_URL`` (Twilio's own by default), so tests and the benchmark talk to
+local stand-ins at the real HTTP boundary.
 
 Costs: Twilio prices a message after it is sent, so the create response's ``price`` is usually empty; then the
 configured estimate is used and the usage record says so.
@@ -12,7 +14,9 @@ configured estimate is used and the usage record says so.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from decimal import Decimal, InvalidOperation
+from typing import Any
 
 import requests
 from django.conf import settings
@@ -23,18 +27,22 @@ from twilio.rest import Client
 from .base import OutboundMessage, SendError, SendResult
 
 TWILIO_API_BASE = "https://api.twilio.com"
+TWILIO_CONTENT_API_BASE = "https://content.twilio.com"
 
 
 class BaseUrlHttpClient(TwilioHttpClient):
-    """Twilio's own HTTP client with the API's origin replaced by ``base_url`` (a regional proxy, a stand-in)."""
+    """Twilio's own HTTP client with Twilio's API origins replaced (a regional proxy, a stand-in): ``origins`` maps
+    an origin the SDK calls (``https://api.twilio.com``) to the one to call instead."""
 
-    def __init__(self, *, base_url: str, timeout: float):
+    def __init__(self, *, origins: dict[str, str], timeout: float):
         super().__init__(timeout=timeout)
-        self.base_url = base_url.rstrip("/")
+        self.origins = {origin: replacement.rstrip("/") for origin, replacement in origins.items()}
 
     def request(self, method, url, *args, **kwargs):
-        if url.startswith(TWILIO_API_BASE):
-            url = self.base_url + url[len(TWILIO_API_BASE) :]
+        for origin, replacement in self.origins.items():
+            if url.startswith(origin + "/") or url == origin:
+                url = replacement + url[len(origin) :]
+                break
         return super().request(method, url, *args, **kwargs)
 
 
@@ -45,8 +53,9 @@ def _retryable(status: int) -> bool:
 class TwilioProvider:
     name = "twilio"
 
-    def __init__(self, *, account_sid: str, auth_token: str, base_url: str, timeout: float):
-        self.client = Client(account_sid, auth_token, http_client=BaseUrlHttpClient(base_url=base_url, timeout=timeout))
+    def __init__(self, *, account_sid: str, auth_token: str, base_url: str, timeout: float, content_base_url: str = ""):
+        origins = {TWILIO_API_BASE: base_url, TWILIO_CONTENT_API_BASE: content_base_url or TWILIO_CONTENT_API_BASE}
+        self.client = Client(account_sid, auth_token, http_client=BaseUrlHttpClient(origins=origins, timeout=timeout))
 
     def _create(self, channel: str, **params) -> SendResult:
         try:
@@ -68,6 +77,36 @@ class TwilioProvider:
             cost_is_estimate=estimate,
             status=str(message.status or ""),
         )
+
+    def whatsapp_templates(self) -> Iterator[dict[str, Any]]:
+        """Every content of the account with its WhatsApp approval request, as the Content API lists them (the SDK
+        follows the pages)."""
+        try:
+            for content in self.client.content.v1.content_and_approvals.stream(page_size=100):
+                yield {
+                    "sid": content.sid or "",
+                    "friendly_name": content.friendly_name or "",
+                    "language": content.language or "",
+                    "types": content.types or {},
+                    "approval_requests": content.approval_requests or {},
+                }
+        except TwilioRestException as error:
+            raise SendError(
+                f"Twilio answered {error.status}: {error.msg}", retryable=_retryable(error.status), code=error.code
+            ) from error
+        except TwilioException as error:
+            # A page the SDK could not load comes as ("Unable to fetch page", the HTTP response).
+            response = error.args[1] if len(error.args) > 1 else None
+            if getattr(response, "status_code", None) is None:
+                raise SendError(f"Twilio could not be reached: {error}") from error
+            code, detail = _error_body(response.text)
+            raise SendError(
+                f"Twilio answered {response.status_code}: {detail}",
+                retryable=_retryable(response.status_code),
+                code=code,
+            ) from error
+        except requests.RequestException as error:
+            raise SendError(f"Twilio could not be reached: {error}") from error
 
     def send_sms(self, *, to: str, body: str) -> SendResult:
         return self._create(
@@ -115,6 +154,15 @@ class TwilioProvider:
             body=message.body,
             status_callback=message.status_callback,
         )
+
+
+def _error_body(text: str) -> tuple[int | None, str]:
+    """Twilio's error answer: ``{"code": 20003, "message": "Authenticate", "more_info": …, "status": 401}``."""
+    try:
+        body = json.loads(text or "{}")
+    except ValueError:
+        return None, (text or "")[:200]
+    return body.get("code"), str(body.get("message") or "")[:200]
 
 
 def _price(value) -> Decimal | None:

@@ -15,7 +15,7 @@ from leadflow.exceptions import ServiceError
 from leads.intake.mapping import CONTACT_FIELDS
 from leads.scoring import field_value
 
-from ..constants import MessageChannel, TemplateCategory, TemplateStatus
+from ..constants import MessageChannel, TemplateCategory, TemplateStatus, WhatsAppProvider
 from ..models import Message, MessageTemplate, TemplateVariant
 
 NAMED = re.compile(r"\{\{\s*([a-zA-Z_][a-zA-Z0-9_.]*)\s*\}\}")
@@ -249,7 +249,7 @@ def templates_usable_named(*, organization_id: int, name: str) -> dict[str, Mess
     return by_channel
 
 
-# Syncing from Meta ---------------------------------------------------------------------------------------------------
+# Syncing from the provider --------------------------------------------------------------------------------------------
 
 META_STATUSES = {
     "APPROVED": TemplateStatus.APPROVED,
@@ -259,67 +259,146 @@ META_STATUSES = {
     "PAUSED": TemplateStatus.PAUSED,
     "DISABLED": TemplateStatus.DISABLED,
 }
+# A Twilio content's WhatsApp approval request; "unsubmitted" content is not a WhatsApp template yet (skipped).
+TWILIO_APPROVAL_STATUSES = {
+    "approved": TemplateStatus.APPROVED,
+    "received": TemplateStatus.PENDING,
+    "pending": TemplateStatus.PENDING,
+    "rejected": TemplateStatus.REJECTED,
+    "paused": TemplateStatus.PAUSED,
+    "disabled": TemplateStatus.DISABLED,
+}
+
+
+@dataclass(frozen=True)
+class RemoteTemplate:
+    """A WhatsApp template as the provider lists it. ``provider_template_id`` is what a send names: the template's
+    name for Meta, the content SID (``HX…``, sent as ``ContentSid``) for Twilio."""
+
+    name: str
+    language: str
+    status: str
+    category: str
+    body: str
+    provider_template_id: str
+    rejection_reason: str = ""
 
 
 def _meta_body(components: list[dict]) -> str:
     return next((c.get("text", "") for c in components or [] if str(c.get("type", "")).upper() == "BODY"), "")
 
 
-@transaction.atomic
-def templates_sync(*, organization) -> int:
-    """Bring the organization's WhatsApp templates and their approval status in from Meta; returns how many were
-    created or changed. Templates LeadFlow does not have yet are added (their variables to be named by hand)."""
+def _meta_templates(row) -> list[RemoteTemplate]:
     from ..providers import SendError
     from ..providers.meta import MetaWhatsAppProvider
-    from .channels import messaging_settings_for, meta_access_token
+    from .channels import meta_access_token
 
-    row = messaging_settings_for(organization.pk)
     token = meta_access_token(row)
-    if row.whatsapp_provider != "meta" or not token or not row.meta_business_account_id:
+    if not token or not row.meta_business_account_id:
         raise ServiceError("Connect the Meta WhatsApp Cloud API (token and business account id) first.")
     provider = MetaWhatsAppProvider(
         access_token=token, phone_number_id=row.meta_phone_number_id, business_account_id=row.meta_business_account_id
     )
-    changed = 0
-    now = timezone.now()
     try:
         remote = list(provider.templates())
     except SendError as error:
         raise ServiceError(f"Meta did not list the templates: {error.message}") from None
-    for item in remote:
-        name, language = str(item.get("name", ""))[:100], str(item.get("language", "en"))[:10]
-        if not name:
-            continue
-        status = META_STATUSES.get(str(item.get("status", "")).upper(), TemplateStatus.PENDING)
-        category = str(item.get("category", "UTILITY")).lower()
-        body = _meta_body(item.get("components") or [])
-        template = (
-            MessageTemplate.objects.unscoped()
-            .filter(organization_id=organization.pk, name=name, channel=MessageChannel.WHATSAPP, language=language)
-            .first()
+    return [
+        RemoteTemplate(
+            name=str(item.get("name", ""))[:100],
+            language=str(item.get("language", "en"))[:10],
+            status=META_STATUSES.get(str(item.get("status", "")).upper(), TemplateStatus.PENDING),
+            category=str(item.get("category", "UTILITY")).lower(),
+            body=_meta_body(item.get("components") or []),
+            provider_template_id=str(item.get("name", ""))[:100],
+            rejection_reason=str(item.get("rejected_reason") or "")[:255],
         )
+        for item in remote
+    ]
+
+
+def _twilio_body(types: dict) -> str:
+    """The text of a content: its ``twilio/text`` body, else the first type that has one (media, quick replies…)."""
+    ordered = [types.get("twilio/text") or {}, *types.values()]
+    return next((str(kind["body"]) for kind in ordered if isinstance(kind, dict) and kind.get("body")), "")
+
+
+def _twilio_templates() -> list[RemoteTemplate]:
+    from ..providers import SendError, messaging_provider, twilio_configured
+
+    if not twilio_configured():
+        raise ServiceError("Set TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN to sync templates from Twilio.")
+    try:
+        remote = list(messaging_provider().whatsapp_templates())
+    except SendError as error:
+        raise ServiceError(f"Twilio did not list the templates: {error.message}") from None
+    found = []
+    for item in remote:
+        approval = item.get("approval_requests") or {}
+        status = TWILIO_APPROVAL_STATUSES.get(str(approval.get("status", "")).lower())
+        if status is None or not item.get("sid"):
+            continue
+        found.append(
+            RemoteTemplate(
+                name=str(approval.get("name") or item.get("friendly_name") or item["sid"])[:100],
+                language=str(item.get("language") or "en")[:10],
+                status=status,
+                category=str(approval.get("category") or "UTILITY").lower(),
+                body=_twilio_body(item.get("types") or {}),
+                provider_template_id=str(item["sid"])[:100],
+                rejection_reason=str(approval.get("rejection_reason") or "")[:255],
+            )
+        )
+    return found
+
+
+@transaction.atomic
+def templates_sync(*, organization) -> int:
+    """Bring the organization's WhatsApp templates and their approval status in from its WhatsApp provider (Meta's
+    business account, or Twilio's Content API); returns how many were created or changed. Templates LeadFlow does
+    not have yet are added (their variables to be named by hand)."""
+    from .channels import messaging_settings_for
+
+    row = messaging_settings_for(organization.pk)
+    remote = _meta_templates(row) if row.whatsapp_provider == WhatsAppProvider.META else _twilio_templates()
+    changed = 0
+    now = timezone.now()
+    for item in remote:
+        if not item.name:
+            continue
+        mine = MessageTemplate.objects.unscoped().filter(
+            organization_id=organization.pk, channel=MessageChannel.WHATSAPP
+        )
+        template = (
+            mine.filter(provider_template_id=item.provider_template_id).first()
+            or mine.filter(name=item.name, language=item.language).first()
+        )
+        rejection_reason = item.rejection_reason if item.status == TemplateStatus.REJECTED else ""
         if template is None:
-            count = len(set(NUMBERED.findall(body)))
+            count = len(set(NUMBERED.findall(item.body)))
             MessageTemplate.objects.unscoped().create(
                 organization_id=organization.pk,
-                name=name,
+                name=item.name,
                 channel=MessageChannel.WHATSAPP,
-                language=language,
-                category=category if category in TemplateCategory.values else TemplateCategory.UTILITY,
-                body=body,
+                language=item.language,
+                category=item.category if item.category in TemplateCategory.values else TemplateCategory.UTILITY,
+                body=item.body,
                 variables=["first_name"] * count,
-                status=status,
-                provider_template_id=name,
-                rejection_reason=str(item.get("rejected_reason") or "")[:255],
+                status=item.status,
+                provider_template_id=item.provider_template_id,
+                rejection_reason=rejection_reason,
                 synced_at=now,
             )
             changed += 1
             continue
-        before = (template.status, template.body)
-        template.status = status
-        template.body = body or template.body
-        template.rejection_reason = str(item.get("rejected_reason") or "")[:255] if status == "rejected" else ""
+        before = (template.status, template.body, template.provider_template_id, template.rejection_reason)
+        template.status = item.status
+        template.body = item.body or template.body
+        template.provider_template_id = item.provider_template_id
+        template.rejection_reason = rejection_reason
         template.synced_at = now
-        template.save(update_fields=["status", "body", "rejection_reason", "synced_at", "updated_at"])
-        changed += before != (template.status, template.body)
+        template.save(
+            update_fields=["status", "body", "provider_template_id", "rejection_reason", "synced_at", "updated_at"]
+        )
+        changed += before != (template.status, template.body, template.provider_template_id, template.rejection_reason)
     return changed

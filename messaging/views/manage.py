@@ -45,7 +45,8 @@ class TemplateListView(ManagerMixin, View):
                     ],
                 }
             )
-        return render(request, "messaging/pages/templates.html", {"rows": rows})
+        provider = messaging_settings_for(request.organization.pk).get_whatsapp_provider_display()
+        return render(request, "messaging/pages/templates.html", {"rows": rows, "whatsapp_provider": provider})
 
 
 class TemplateEditView(ManagerMixin, View):
@@ -135,12 +136,13 @@ class TemplateSyncView(ManagerMixin, View):
     required_role = Role.ADMIN
 
     def post(self, request):
+        provider = messaging_settings_for(request.organization.pk).get_whatsapp_provider_display()
         try:
             changed = templates_sync(organization=request.organization)
         except ServiceError as error:
             messages.error(request, error.message)
         else:
-            messages.success(request, f"Synced from Meta: {changed} templates added or changed.")
+            messages.success(request, f"Synced from {provider}: {changed} templates added or changed.")
         return redirect("messaging:templates")
 
 
