@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import random
 
 import pytest
 
 from bench.distribution import lead_plan
-from bench.loadgen import windows
+from bench.loadgen import LeanClient, TransportError, windows
 from bench.memory import MB, flatness, least_squares_slope
 
 BOUNDS = {"max_slope_mb_per_min": 1.0, "max_range_mb": 16.0}
@@ -112,6 +114,18 @@ def test_without_a_gap_the_plan_is_what_the_distribution_benchmark_always_posted
         mine.append((n, None))
 
 
+@contextlib.asynccontextmanager
+async def _client_of(handler):
+    """A one-connection load-generator client of a local server that answers with ``handler``."""
+    server = await asyncio.start_server(handler, "127.0.0.1", 0)
+    try:
+        async with LeanClient(f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}", 1) as client:
+            yield client
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
 async def _serve_once_per_connection(reader, writer):
     """Answers the first request of a connection, advertising keep-alive, and closes the connection without an
     answer when the next request arrives: a keep-alive timeout that fires just as the client reuses it."""
@@ -123,22 +137,12 @@ async def _serve_once_per_connection(reader, writer):
 
 
 async def test_the_load_generator_resends_a_request_the_server_closed_its_idle_connection_on():
-    import asyncio
-
-    from bench.loadgen import LeanClient
-
-    server = await asyncio.start_server(_serve_once_per_connection, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with LeanClient(f"http://127.0.0.1:{port}", 1) as client:
-            for _ in range(3):
-                response = await client.request_raw("GET", "/", headers={})
-                assert response.status_code == 200
-            # The second and third requests were each sent on a connection closed under them, then again.
-            assert client.stale_retries == 2
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _client_of(_serve_once_per_connection) as client:
+        for _ in range(3):
+            response = await client.request_raw("GET", "/", headers={})
+            assert response.status_code == 200
+        # The second and third requests were each sent on a connection closed under them, then again.
+        assert client.stale_retries == 2
 
 
 async def _never_answer(reader, writer):
@@ -147,20 +151,10 @@ async def _never_answer(reader, writer):
 
 
 async def test_a_fresh_connection_closed_without_an_answer_is_an_error_not_a_retry():
-    import asyncio
-
-    from bench.loadgen import LeanClient, TransportError
-
-    server = await asyncio.start_server(_never_answer, "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    try:
-        async with LeanClient(f"http://127.0.0.1:{port}", 1) as client:
-            with pytest.raises(TransportError):
-                await client.request_raw("GET", "/", headers={})
-            assert client.stale_retries == 0
-    finally:
-        server.close()
-        await server.wait_closed()
+    async with _client_of(_never_answer) as client:
+        with pytest.raises(TransportError):
+            await client.request_raw("GET", "/", headers={})
+        assert client.stale_retries == 0
 
 
 def _sampler_with(series_by_label: dict):
