@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.parse
 from dataclasses import dataclass, field
@@ -88,6 +89,63 @@ def free_port() -> int:
 # Processes ----------------------------------------------------------------------------------------------------------
 
 
+class AutovacuumStandIn(threading.Thread):
+    """What autovacuum would do for the bench database, on a server where it is off.
+
+    Some machines run PostgreSQL with ``autovacuum = off`` (a CI setting). Then a table that fills during a run
+    never gets statistics: the planner keeps its "empty table" guesses and, past a few thousand rows, picks plans
+    no production server would (a sale-planning query scanned the whole leads index for every sale and took
+    minutes). Every ``every`` seconds this runs ANALYZE on each table that changed past autovacuum's default
+    threshold (50 rows + 10 % of the table) and VACUUM on each past its dead-row threshold (50 + 20 %), as
+    autovacuum would. With autovacuum on, it is not started."""
+
+    ANALYZE_SQL = (
+        "SELECT schemaname, relname FROM pg_stat_user_tables "
+        "WHERE n_mod_since_analyze > 50 + 0.1 * GREATEST(n_live_tup, 0)"
+    )
+    VACUUM_SQL = (
+        "SELECT schemaname, relname FROM pg_stat_user_tables WHERE n_dead_tup > 50 + 0.2 * GREATEST(n_live_tup, 0)"
+    )
+
+    def __init__(self, dsn: str, *, every: float = 20.0):
+        super().__init__(daemon=True, name="autovacuum stand-in")
+        self.dsn, self.every = dsn, every
+        self.analyzed = self.vacuumed = 0
+        self.error = ""
+        self._stopping = threading.Event()
+
+    @staticmethod
+    def needed(dsn: str) -> bool:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            return conn.execute("SHOW autovacuum").fetchone()[0] != "on"
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self.join(timeout=60)
+
+    def run(self) -> None:
+        from .memory import BENCH_APPLICATION_NAME
+
+        try:
+            with psycopg.connect(self.dsn, autocommit=True, application_name=BENCH_APPLICATION_NAME) as conn:
+                while not self._stopping.wait(self.every):
+                    self.pass_once(conn)
+        except Exception as error:  # reported; the run goes on as it would with autovacuum off
+            self.error = f"{type(error).__name__}: {error}"
+
+    def pass_once(self, conn: psycopg.Connection) -> None:
+        """One round on an autocommit connection (VACUUM cannot run inside a transaction)."""
+        from psycopg import sql
+
+        for statement, query in (("VACUUM", self.VACUUM_SQL), ("ANALYZE", self.ANALYZE_SQL)):
+            for schema, table in conn.execute(query).fetchall():
+                conn.execute(sql.SQL(statement + " {}").format(sql.Identifier(schema, table)))
+                if statement == "VACUUM":
+                    self.vacuumed += 1
+                else:
+                    self.analyzed += 1
+
+
 class Servers:
     """gunicorn and a Celery worker (and, when a benchmark needs them, daphne and celery beat), each in its own
     session so they (and only they) can be stopped together."""
@@ -98,6 +156,7 @@ class Servers:
     def __init__(self, config: Config, env: dict[str, str], logs: Path):
         self.config, self.env, self.logs = config, env, logs
         self.processes: dict[str, subprocess.Popen] = {}
+        self.autovacuum: AutovacuumStandIn | None = None
         self.base_url = f"http://127.0.0.1:{config.port}"
 
     def gunicorn_command(self) -> list[str]:
@@ -136,6 +195,10 @@ class Servers:
         self._spawn("gunicorn", self.gunicorn_command())
         self.start_worker()
         self._wait_healthy(self.base_url, "gunicorn")
+        if self.autovacuum is None and AutovacuumStandIn.needed(self.config.dsn):
+            log("  autovacuum is off on this PostgreSQL server: the benchmark analyzes and vacuums in its place")
+            self.autovacuum = AutovacuumStandIn(self.config.dsn)
+            self.autovacuum.start()
 
     def _wait_healthy(self, base_url: str, name: str) -> None:
         deadline = time.monotonic() + 60
@@ -190,6 +253,13 @@ class Servers:
 
     def stop(self) -> None:
         self._stop(list(self.processes))
+        if self.autovacuum is not None:
+            self.autovacuum.stop()
+            log(
+                f"  autovacuum stand-in: {self.autovacuum.analyzed} ANALYZE, {self.autovacuum.vacuumed} VACUUM"
+                + (f"; failed: {self.autovacuum.error}" if self.autovacuum.error else "")
+            )
+            self.autovacuum = None
 
     def _stop(self, names: list[str]) -> None:
         processes = [self.processes.pop(name) for name in names if name in self.processes]

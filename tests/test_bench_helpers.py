@@ -194,3 +194,35 @@ def test_a_server_process_with_too_few_samples_is_not_shown_flat():
     sampler = _sampler_with({"daphne (pid 9)": ([(t, 100 * MB) for t in range(0, 121, 10)], True)})
     verdict = sampler.verdicts(warmup_s=120, until_s=600, **BOUNDS)["daphne (pid 9)"]
     assert verdict["judged"] and verdict["flat"] is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_autovacuum_stand_in_analyzes_and_vacuums_what_autovacuum_would():
+    import psycopg
+    from django.db import connection
+
+    from bench.run import AutovacuumStandIn
+
+    params = connection.get_connection_params()
+    dsn = psycopg.conninfo.make_conninfo(
+        **{k: v for k, v in params.items() if k in ("dbname", "user", "host", "port", "password")}
+    )
+    # The writes come from a connection of their own: a backend's row counts reach the statistics system for
+    # certain when it ends.
+    with psycopg.connect(dsn, autocommit=True) as writer:
+        writer.execute("DROP TABLE IF EXISTS bench_autovacuum_probe")
+        writer.execute("CREATE TABLE bench_autovacuum_probe (id int)")
+        writer.execute("INSERT INTO bench_autovacuum_probe SELECT generate_series(1, 1000)")
+        writer.execute("DELETE FROM bench_autovacuum_probe WHERE id <= 500")
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        try:
+            stand_in = AutovacuumStandIn(dsn)
+            stand_in.pass_once(conn)
+            assert stand_in.analyzed >= 1 and stand_in.vacuumed >= 1
+            stats = conn.execute(
+                "SELECT last_analyze IS NOT NULL, last_vacuum IS NOT NULL, n_mod_since_analyze "
+                "FROM pg_stat_user_tables WHERE relname = 'bench_autovacuum_probe'"
+            ).fetchone()
+            assert stats == (True, True, 0)
+        finally:
+            conn.execute("DROP TABLE bench_autovacuum_probe")
