@@ -19,7 +19,7 @@ from leads.intake.normalize import NormalizationError
 
 SIGNATURE_HEADERS = ("X-LeadFlow-Signature", "X-Hub-Signature-256")
 SIGNATURE_PREFIX = "sha256="
-_INDEX = re.compile(r"\[(\d+)\]")
+_INDEX = re.compile(r"\[([0-9]+)\]")
 _MISSING = object()
 
 # What a mapping may write to: the standard fields (utm_* flat), or a custom field as ``custom.<name>``.
@@ -39,6 +39,10 @@ def webhook_signature_valid(*, secret: str, body: bytes, headers: Mapping[str, s
     return False
 
 
+# A list step is ASCII digits: str.isdigit() also accepts "²" and other digits int() refuses.
+_LIST_INDEX = re.compile(r"-?[0-9]+")
+
+
 def path_parts(path: str) -> list[str]:
     """``data.items[0].email`` and ``data.items.0.email`` both give ``["data", "items", "0", "email"]``."""
     return [part for part in _INDEX.sub(r".\1", path.strip()).split(".") if part]
@@ -50,7 +54,7 @@ def resolve_path(payload: Any, path: str) -> Any:
     for part in path_parts(path):
         if isinstance(value, Mapping):
             value = value.get(part, _MISSING)
-        elif isinstance(value, list | tuple) and part.lstrip("-").isdigit():
+        elif isinstance(value, list | tuple) and _LIST_INDEX.fullmatch(part):
             index = int(part)
             value = value[index] if -len(value) <= index < len(value) else _MISSING
         else:

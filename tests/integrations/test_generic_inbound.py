@@ -243,6 +243,14 @@ def test_resolving_any_path_in_any_payload_never_raises(payload, path):
     resolve_path(payload, path)
 
 
+def test_a_list_step_is_ascii_digits_only():
+    # Hypothesis found "²": str.isdigit() says yes, int() refuses it.
+    assert resolve_path(["a", "b"], "²") is None
+    assert resolve_path({"items": ["a", "b"]}, "items[²]") is None
+    assert resolve_path({"items": [{"email": "x@example.com"}]}, "items[0].email") == "x@example.com"
+    assert resolve_path({"items": ["a", "b"]}, "items.-1") == "b"
+
+
 def test_a_delivery_still_being_processed_answers_409(client, organization, zap):
     body = json.dumps({"email": "busy@example.com"})
     first = client.post(_url(zap), body, content_type="application/json")
