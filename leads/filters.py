@@ -11,7 +11,7 @@ from leadflow.filters import FilterSet
 
 from .constants import Grade, LeadSource
 from .models import Lead
-from .selectors import lead_search
+from .selectors import lead_search, requested_tags
 
 
 class IdListField(forms.Field):
@@ -91,7 +91,7 @@ class LeadFilter(FilterSet):
         return queryset.none()
 
     def filter_tag(self, queryset, name, value):
-        tags = [t.strip().lower() for t in value.split(",") if t.strip()]
+        tags = requested_tags(value)
         return queryset.filter(tags__contains=tags) if tags else queryset
 
     def filter_campaign(self, queryset, name, value):

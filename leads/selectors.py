@@ -17,6 +17,8 @@ from django.utils import timezone
 from accounts.constants import Role
 from accounts.models import User
 
+from leadflow.caching import ProcessCache
+
 from .constants import LeadSource
 from .models import Lead, LeadActivity, PipelineStage
 
@@ -78,10 +80,49 @@ def search_is_a_needle(text: str) -> bool:
     )
 
 
+# A tag on fewer than this share of leads is "rare": its matches are collected from the tags' GIN index first.
+RARE_TAG_SHARE = 0.01
+_tag_shares: ProcessCache[dict[str, float]] = ProcessCache(600)
+
+
+def _tag_shares_load() -> dict[str, float]:
+    """Each common tag's share of leads, from PostgreSQL's own statistics (``most_common_elems`` of ``tags``);
+    a tag not listed is rarer than the rarest one listed."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT most_common_elems::text::text[], most_common_elem_freqs FROM pg_stats "
+            "WHERE schemaname = current_schema() AND tablename = %s AND attname = 'tags'",
+            [Lead._meta.db_table],
+        )
+        row = cursor.fetchone()
+    if not row or not row[0]:
+        return {}
+    return dict(zip(row[0], row[1], strict=False))
+
+
+def tags_are_rare(tags: list[str]) -> bool:
+    """Whether leads with all of ``tags`` are few, as far as the table's statistics tell.
+
+    For a rare tag PostgreSQL walks the newest-first index hoping to meet 50 matches soon (32 ms for a tag on 0.2 %
+    of a million leads), where collecting them from the GIN index and sorting takes 4–7 ms; for a common tag the
+    walk is the right plan. Without statistics (a new table), the default plan is kept. The shares are the whole
+    table's, across organizations: an estimate, which is all a plan choice needs.
+    """
+    shares = _tag_shares.get("tags", _tag_shares_load) or {}
+    if not tags or not shares:
+        return False
+    return min(shares.get(tag, 0.0) for tag in tags) < RARE_TAG_SHARE
+
+
+def requested_tags(value: str) -> list[str]:
+    return [tag.strip().lower() for tag in (value or "").split(",") if tag.strip()]
+
+
 @contextmanager
-def search_plan(text: str):
-    """Run the list queries inside this block with the plan that suits the search ``text``."""
-    if not search_is_a_needle(text or ""):
+def search_plan(text: str, *, tags: str = ""):
+    """Run the list queries inside this block with the plan that suits the search ``text`` and the ``tags``
+    filter (comma-separated, as the list's ``tag`` parameter)."""
+    if not search_is_a_needle(text or "") and not tags_are_rare(requested_tags(tags)):
         yield
         return
     with transaction.atomic():

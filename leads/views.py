@@ -116,7 +116,7 @@ def list_results_context(request, query: QueryDict) -> dict:
     """The table, the bulk bar and the pager for ``query`` (the list's query string)."""
     visible = leads_visible_to(request.membership)
     filterset = LeadFilter(lead_filter_params(query), queryset=visible, request=request)
-    with search_plan(query.get("q", "")):
+    with search_plan(query.get("q", ""), tags=query.get("tag", "")):
         page = leads_page(filterset.qs.select_related("stage", "owner"), cursor=query.get("cursor"))
     filtered = any(value.strip() for name, values in query.lists() if name != "cursor" for value in values)
     first, older = query.copy(), query.copy()

@@ -70,7 +70,8 @@ class LeadViewSet(OrganizationModelViewSet):
     def list(self, request, *args, **kwargs):
         # Only the row's columns, as dicts: the search columns, custom fields and score reasons are most of a lead's
         # bytes, and a page of 50 needs neither them nor model instances.
-        with selectors.search_plan(request.query_params.get("q", "")):
+        params = request.query_params
+        with selectors.search_plan(params.get("q", ""), tags=params.get("tag", "")):
             queryset = self.filter_queryset(self.get_queryset()).values(*s.LIST_VALUES)
             page = self.paginate_queryset(queryset)
             return self.get_paginated_response([s.lead_list_row(row) for row in page])

@@ -355,3 +355,56 @@ def test_filtered_lists_do_not_ask_for_distinct_rows(manager_client, organizatio
         response = manager_client.get("/api/v1/leads/", {"stage": s["Qualified"].pk, "source": "api", "grade": "cold"})
     assert len(response.json()["results"]) == 1
     assert not any("DISTINCT" in query["sql"] for query in queries.captured_queries)
+
+
+def _analyzed_leads_with_tags(organization) -> None:
+    """300 leads tagged "follow-up", one of them also "plot"; then the table's statistics (inside the test's
+    transaction: ANALYZE counts its own uncommitted rows, and the rollback takes the statistics away again)."""
+    from django.db import connection
+
+    from leads import selectors
+
+    LeadFactory.create_batch(299, organization=organization, tags=["follow-up"])
+    LeadFactory(organization=organization, tags=["follow-up", "plot"])
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE leads_lead")
+    selectors._tag_shares.forget()
+
+
+def test_a_rare_tag_is_collected_from_the_tags_index_and_a_common_one_is_not(manager_client, organization):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from leads.selectors import search_plan, tags_are_rare
+
+    _analyzed_leads_with_tags(organization)
+    assert tags_are_rare(["plot"]) is True
+    assert tags_are_rare(["follow-up"]) is False
+    assert tags_are_rare(["follow-up", "plot"]) is True  # leads with both are no more than those with "plot"
+    assert tags_are_rare(["never-used"]) is True
+    assert tags_are_rare([]) is False
+
+    def index_scans_allowed(tags: str) -> str:
+        with search_plan("", tags=tags), connection.cursor() as cursor:
+            cursor.execute("SHOW enable_indexscan")
+            return cursor.fetchone()[0]
+
+    assert index_scans_allowed("follow-up") == "on"
+    assert index_scans_allowed("") == "on"
+    # Last: inside the test's own transaction, a SET LOCAL lasts until it ends (in a request, until the block's).
+    assert index_scans_allowed("Plot") == "off"
+
+    # Through the API, with the same answer either way.
+    with CaptureQueriesContext(connection) as queries:
+        response = manager_client.get("/api/v1/leads/", {"tag": "plot"})
+    assert len(response.json()["results"]) == 1
+    assert any("enable_indexscan = off" in query["sql"] for query in queries.captured_queries)
+    assert len(manager_client.get("/api/v1/leads/", {"tag": "follow-up"}).json()["results"]) == 50
+
+
+def test_without_statistics_the_default_plan_is_kept(monkeypatch):
+    from leads import selectors
+
+    monkeypatch.setattr(selectors, "_tag_shares_load", dict)
+    selectors._tag_shares.forget()
+    assert selectors.tags_are_rare(["plot"]) is False
