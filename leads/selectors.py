@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from accounts.constants import Role
 from accounts.models import User
-
 from leadflow.caching import ProcessCache
 
 from .constants import LeadSource
