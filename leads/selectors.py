@@ -103,7 +103,7 @@ def tags_are_rare(tags: list[str]) -> bool:
     """Whether leads with all of ``tags`` are few, as far as the table's statistics tell.
 
     For a rare tag PostgreSQL walks the newest-first index hoping to meet 50 matches soon (32 ms for a tag on 0.2 %
-    of a million leads), where collecting them from the GIN index and sorting takes 4–7 ms; for a common tag the
+    of a million leads), where collecting them from the GIN index and sorting takes 4 to 7 ms; for a common tag the
     walk is the right plan. Without statistics (a new table), the default plan is kept. The shares are the whole
     table's, across organizations: an estimate, which is all a plan choice needs.
     """
