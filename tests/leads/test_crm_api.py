@@ -368,15 +368,18 @@ def _analyzed_leads_with_tags(organization) -> None:
     LeadFactory(organization=organization, tags=["follow-up", "plot"])
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE leads_lead")
-    selectors._tag_shares.forget()
+    selectors._tag_statistics.forget()
 
 
-def test_a_rare_tag_is_collected_from_the_tags_index_and_a_common_one_is_not(manager_client, organization):
+def test_a_rare_tag_is_collected_from_the_tags_index_and_a_common_one_is_not(manager_client, organization, monkeypatch):
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
+    from leads import selectors
     from leads.selectors import search_plan, tags_are_rare
 
+    # 300 leads stand for a big table: "rare" here is at most 100 of them.
+    monkeypatch.setattr(selectors, "RARE_TAG_ROWS", 100)
     _analyzed_leads_with_tags(organization)
     assert tags_are_rare(["plot"]) is True
     assert tags_are_rare(["follow-up"]) is False
@@ -405,6 +408,6 @@ def test_a_rare_tag_is_collected_from_the_tags_index_and_a_common_one_is_not(man
 def test_without_statistics_the_default_plan_is_kept(monkeypatch):
     from leads import selectors
 
-    monkeypatch.setattr(selectors, "_tag_shares_load", dict)
-    selectors._tag_shares.forget()
+    monkeypatch.setattr(selectors, "_tag_statistics_load", lambda: None)
+    selectors._tag_statistics.forget()
     assert selectors.tags_are_rare(["plot"]) is False
