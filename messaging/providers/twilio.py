@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -46,6 +47,29 @@ class BaseUrlHttpClient(TwilioHttpClient):
         return super().request(method, url, *args, **kwargs)
 
 
+@contextmanager
+def _as_send_errors():
+    """Twilio's failures as ``SendError``: an error answer (``TwilioRestException``, or a page the SDK could not
+    load, which comes as ``TwilioException("Unable to fetch page", response)``) says Twilio's status and message;
+    anything else means Twilio was not reached."""
+    try:
+        yield
+    except TwilioRestException as error:
+        raise SendError(
+            f"Twilio answered {error.status}: {error.msg}", retryable=_retryable(error.status), code=error.code
+        ) from error
+    except TwilioException as error:
+        response = error.args[1] if len(error.args) > 1 else None
+        if getattr(response, "status_code", None) is None:
+            raise SendError(f"Twilio could not be reached: {error}") from error
+        code, detail = _error_body(response.text)
+        raise SendError(
+            f"Twilio answered {response.status_code}: {detail}", retryable=_retryable(response.status_code), code=code
+        ) from error
+    except requests.RequestException as error:
+        raise SendError(f"Twilio could not be reached: {error}") from error
+
+
 def _retryable(status: int) -> bool:
     return status in (408, 429) or status >= 500
 
@@ -58,14 +82,8 @@ class TwilioProvider:
         self.client = Client(account_sid, auth_token, http_client=BaseUrlHttpClient(origins=origins, timeout=timeout))
 
     def _create(self, channel: str, **params) -> SendResult:
-        try:
+        with _as_send_errors():
             message = self.client.messages.create(**{k: v for k, v in params.items() if v})
-        except TwilioRestException as error:
-            raise SendError(
-                f"Twilio answered {error.status}: {error.msg}", retryable=_retryable(error.status), code=error.code
-            ) from error
-        except (TwilioException, requests.RequestException) as error:
-            raise SendError(f"Twilio could not be reached: {error}") from error
         cost, estimate = _price(message.price), False
         if cost is None:
             cost, estimate = settings.USAGE_COSTS[channel], True
@@ -81,7 +99,7 @@ class TwilioProvider:
     def whatsapp_templates(self) -> Iterator[dict[str, Any]]:
         """Every content of the account with its WhatsApp approval request, as the Content API lists them (the SDK
         follows the pages)."""
-        try:
+        with _as_send_errors():
             for content in self.client.content.v1.content_and_approvals.stream(page_size=100):
                 yield {
                     "sid": content.sid or "",
@@ -90,23 +108,6 @@ class TwilioProvider:
                     "types": content.types or {},
                     "approval_requests": content.approval_requests or {},
                 }
-        except TwilioRestException as error:
-            raise SendError(
-                f"Twilio answered {error.status}: {error.msg}", retryable=_retryable(error.status), code=error.code
-            ) from error
-        except TwilioException as error:
-            # A page the SDK could not load comes as ("Unable to fetch page", the HTTP response).
-            response = error.args[1] if len(error.args) > 1 else None
-            if getattr(response, "status_code", None) is None:
-                raise SendError(f"Twilio could not be reached: {error}") from error
-            code, detail = _error_body(response.text)
-            raise SendError(
-                f"Twilio answered {response.status_code}: {detail}",
-                retryable=_retryable(response.status_code),
-                code=code,
-            ) from error
-        except requests.RequestException as error:
-            raise SendError(f"Twilio could not be reached: {error}") from error
 
     def send_sms(self, *, to: str, body: str) -> SendResult:
         return self._create(

@@ -363,20 +363,22 @@ def templates_sync(*, organization) -> int:
     remote = _meta_templates(row) if row.whatsapp_provider == WhatsAppProvider.META else _twilio_templates()
     changed = 0
     now = timezone.now()
+    # The organization's WhatsApp templates, read once: matched by provider id, else by name and language.
+    mine = list(
+        MessageTemplate.objects.unscoped()
+        .filter(organization_id=organization.pk, channel=MessageChannel.WHATSAPP)
+        .order_by("-id")
+    )
+    by_provider_id = {t.provider_template_id: t for t in mine if t.provider_template_id}
+    by_name = {(t.name, t.language): t for t in mine}
     for item in remote:
         if not item.name:
             continue
-        mine = MessageTemplate.objects.unscoped().filter(
-            organization_id=organization.pk, channel=MessageChannel.WHATSAPP
-        )
-        template = (
-            mine.filter(provider_template_id=item.provider_template_id).first()
-            or mine.filter(name=item.name, language=item.language).first()
-        )
+        template = by_provider_id.get(item.provider_template_id) or by_name.get((item.name, item.language))
         rejection_reason = item.rejection_reason if item.status == TemplateStatus.REJECTED else ""
         if template is None:
             count = len(set(NUMBERED.findall(item.body)))
-            MessageTemplate.objects.unscoped().create(
+            template = MessageTemplate.objects.unscoped().create(
                 organization_id=organization.pk,
                 name=item.name,
                 channel=MessageChannel.WHATSAPP,
@@ -389,6 +391,7 @@ def templates_sync(*, organization) -> int:
                 rejection_reason=rejection_reason,
                 synced_at=now,
             )
+            by_provider_id[template.provider_template_id] = by_name[(template.name, template.language)] = template
             changed += 1
             continue
         before = (template.status, template.body, template.provider_template_id, template.rejection_reason)
