@@ -18,13 +18,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
+from leadflow.sql import PreparedStatement, fetch_prepared
 from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
 from leads.intake.pipeline import lead_intake
@@ -200,22 +200,19 @@ def campaign_submission_record(
         if payout_per_lead is None:
             payout_per_lead = Supplier.objects.unscoped().values_list("payout_per_lead", flat=True).get(pk=supplier_id)
         payout = payout_per_lead
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _RECORD_SQL,
-            {
-                "organization": submission.organization_id,
-                "submission": submission.pk,
-                "campaign": campaign_id,
-                "supplier": supplier_id,
-                "lead": lead.pk if lead is not None else None,
-                "outcome": outcome.value,
-                "is_test": is_test,
-                "payout": payout,
-                "received_at": submission.received_at,
-                "now": timezone.now(),
-            },
-        )
+    params = {
+        "organization": submission.organization_id,
+        "submission": submission.pk,
+        "campaign": campaign_id,
+        "supplier": supplier_id,
+        "lead": lead.pk if lead is not None else None,
+        "outcome": outcome.value,
+        "is_test": is_test,
+        "payout": payout,
+        "received_at": submission.received_at,
+        "now": timezone.now(),
+    }
+    fetch_prepared([_RECORD], params)
 
 
 # An upsert on the submission, as one statement (every ingest to a campaign writes it: no transaction around it).
@@ -229,6 +226,21 @@ ON CONFLICT (submission_id) DO UPDATE
    SET lead_id = EXCLUDED.lead_id, outcome = EXCLUDED.outcome, is_test = EXCLUDED.is_test, payout = EXCLUDED.payout,
        updated_at = EXCLUDED.updated_at
 """  # noqa: S608 - the table name comes from the model; every value is bound
+_RECORD = PreparedStatement(
+    _RECORD_SQL,
+    {
+        "organization": "bigint",
+        "submission": "bigint",
+        "campaign": "bigint",
+        "supplier": "bigint",
+        "lead": "bigint",
+        "outcome": "varchar",
+        "is_test": "boolean",
+        "payout": "numeric",
+        "received_at": "timestamptz",
+        "now": "timestamptz",
+    },
+)
 
 
 def outcome_body(outcome: DistributionOutcome) -> dict[str, Any]:

@@ -347,7 +347,8 @@ class ImmutableRow(models.Model):
 class WalletEntry(ImmutableRow, TenantModel):
     """The wallet's ledger. ``amount`` is signed (debits negative) so the balance is ``SUM(amount)``."""
 
-    buyer = models.ForeignKey(Buyer, on_delete=models.RESTRICT, related_name="wallet_entries")
+    # Looked up through ``campaigns_ledger_buyer_idx`` (buyer, newest first), which leads with it.
+    buyer = models.ForeignKey(Buyer, on_delete=models.RESTRICT, related_name="wallet_entries", db_index=False)
     kind = models.CharField(max_length=10, choices=WalletEntryKind.choices)
     amount = money_field()
     balance_after = money_field()
@@ -416,8 +417,10 @@ class LeadDistribution(TenantModel):
     routing is round 1.
     """
 
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="distributions")
-    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="distributions")
+    # Each looked up through a composite index that leads with it (``campaigns_distribution_unique``,
+    # ``campaigns_distribution_idx``): an index of its own would only cost every sale one more write.
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="distributions", db_index=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="distributions", db_index=False)
     round = models.PositiveSmallIntegerField(default=1)
     status = models.CharField(max_length=8, choices=DistributionStatus.choices)
     strategy = models.CharField(max_length=12, choices=DistributionLogic.choices)
@@ -446,9 +449,11 @@ class LeadSale(TenantModel):
         "accounts.Organization", on_delete=models.CASCADE, related_name="+", db_index=False
     )
     distribution = models.ForeignKey(LeadDistribution, on_delete=models.CASCADE, related_name="sales")
-    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="sales")
+    # Lead and buyer: looked up through the composite indexes that lead with them (``campaigns_sale_lead_buyer_unique``,
+    # ``campaigns_sale_caps_idx``).
+    lead = models.ForeignKey("leads.Lead", on_delete=models.CASCADE, related_name="sales", db_index=False)
     campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="sales")
-    buyer = models.ForeignKey(Buyer, on_delete=models.RESTRICT, related_name="sales")
+    buyer = models.ForeignKey(Buyer, on_delete=models.RESTRICT, related_name="sales", db_index=False)
     subscription = models.ForeignKey(
         BuyerSubscription, null=True, blank=True, on_delete=models.SET_NULL, related_name="sales"
     )
@@ -482,8 +487,9 @@ class LeadSale(TenantModel):
 class BuyerContact(TenantModel):
     """The people a buyer has bought in a campaign, by normalized email and phone: one person is sold once."""
 
-    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="+")
-    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+")
+    # Looked up through ``campaigns_contact_unique`` (buyer, …) and ``campaigns_contact_person_idx`` (campaign, …).
+    buyer = models.ForeignKey(Buyer, on_delete=models.CASCADE, related_name="+", db_index=False)
+    campaign = models.ForeignKey(Campaign, on_delete=models.CASCADE, related_name="+", db_index=False)
     contact_key = models.CharField(max_length=280, help_text="email:<address> or phone:<E.164>")
     sale = models.ForeignKey(LeadSale, on_delete=models.CASCADE, related_name="contacts")
 
@@ -534,8 +540,11 @@ class CampaignSubmission(TenantModel):
     submission = models.OneToOneField(
         "leads.InboundSubmission", on_delete=models.CASCADE, related_name="campaign_submission"
     )
-    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="submissions")
-    supplier = models.ForeignKey(Supplier, null=True, blank=True, on_delete=models.RESTRICT, related_name="submissions")
+    # Looked up through ``campaigns_csub_campaign_idx`` and ``campaigns_csub_supplier_idx``, which lead with them.
+    campaign = models.ForeignKey(Campaign, on_delete=models.RESTRICT, related_name="submissions", db_index=False)
+    supplier = models.ForeignKey(
+        Supplier, null=True, blank=True, on_delete=models.RESTRICT, related_name="submissions", db_index=False
+    )
     lead = models.ForeignKey("leads.Lead", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     outcome = models.CharField(max_length=10, choices=SubmissionOutcome.choices)
     is_test = models.BooleanField(default=False, help_text="Tagged test-lead: never sold, never paid for")

@@ -17,6 +17,7 @@ import datetime
 import decimal
 import hashlib
 import json
+import re
 import uuid
 import weakref
 from collections.abc import Iterable
@@ -120,8 +121,10 @@ class PreparedStatement:
         if "%(" in text:
             raise ValueError(f"a parameter of this statement has no type: {text[text.index('%(') :][:40]}")
         self.name = "leadflow_" + hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
+        self.text = text
         self.prepare_sql = f"PREPARE {self.name} ({', '.join(types.values())}) AS {text}"
         self.execute_sql = f"EXECUTE {self.name} ({', '.join(f'%({name})s' for name in self.order)})"
+        _BY_NAME[self.name] = self
 
     def ensure_prepared(self) -> None:
         """Prepare on this connection unless already done (outside the caller's transaction when there is none)."""
@@ -137,6 +140,20 @@ class PreparedStatement:
         """After PostgreSQL reported a prepared statement missing: prepare everything again on next use."""
         if connection.connection is not None:
             _PREPARED.pop(connection.connection, None)
+
+
+_BY_NAME: dict[str, PreparedStatement] = {}
+
+
+def executed_statements(sql: str) -> list[str]:
+    """The statements a query text ran, each ``EXECUTE`` of a LeadFlow statement shown as the statement it runs
+    followed by its arguments (``… -- EXECUTE (1, 2)``): for reading captured queries in tests and logs."""
+    shown = []
+    for part in re.split(r";\s+(?=(?:EXECUTE|BEGIN|COMMIT|ROLLBACK|SET)\b)", sql):
+        match = re.match(r"EXECUTE (leadflow_[0-9a-f]+) (.*)$", part.strip(), re.DOTALL)
+        statement = _BY_NAME.get(match.group(1)) if match else None
+        shown.append(f"{statement.text} -- EXECUTE {match.group(2)}" if statement else part)
+    return shown
 
 
 # psycopg connection → names prepared on it. Weak: a closed and dropped connection takes its entry with it.
@@ -167,10 +184,52 @@ def execute_prepared(
                 texts = ["BEGIN", *texts, "COMMIT"]
             return _run(texts, params, result_index=len(texts) - 1 - atomic, rollback_on_error=True)
         except DatabaseError as error:
-            if attempt == 2 or not isinstance(error.__cause__, errors.InvalidSqlStatementName):
+            if attempt == 2 or not prepared_statements_lost(error):
                 raise
             PreparedStatement.forget_all()  # the connection lost them (a pooler, DISCARD ALL): prepare again
     raise AssertionError("unreachable")
+
+
+def fetch_prepared(
+    statements: list[PreparedStatement], params: dict, *, preamble: tuple[str, ...] = ()
+) -> list[list[tuple]]:
+    """Run ``statements`` (after the plain SQL of ``preamble``) in one round trip, as they are inside the caller's
+    transaction (no savepoint; outside any, as one implicit transaction), and return every statement's rows.
+
+    Each statement still takes its own snapshot: one that waited for a lock is followed by statements that see what
+    the lock's previous holder committed. A failure aborts the caller's transaction; when it was the connection
+    losing its prepared statements (a pooler, DISCARD ALL), they are prepared again on next use and
+    ``prepared_statements_lost(error)`` tells the caller that running its transaction again will do.
+    """
+    for statement in statements:
+        statement.ensure_prepared()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("; ".join([*preamble, *(statement.execute_sql for statement in statements)]), params)
+        except DatabaseError as error:
+            if prepared_statements_lost(error):
+                PreparedStatement.forget_all()
+            raise
+        for _ in preamble:
+            cursor.nextset()
+        results = [_rows(cursor)]
+        while cursor.nextset():
+            results.append(_rows(cursor))
+    return results
+
+
+def _rows(cursor) -> list[tuple]:
+    return cursor.fetchall() if cursor.description is not None else []  # an INSERT without RETURNING has none
+
+
+# For a transaction whose prepared statements only look rows up by key: PostgreSQL keeps planning a statement afresh
+# (a custom plan) while it estimates the generic plan dearer, which it may do for ever, e.g. before the table has
+# statistics; the plan is the same index lookups either way. Until the transaction ends.
+GENERIC_PLANS = "SET LOCAL plan_cache_mode = force_generic_plan"
+
+
+def prepared_statements_lost(error: BaseException) -> bool:
+    return isinstance(error, DatabaseError) and isinstance(error.__cause__, errors.InvalidSqlStatementName)
 
 
 def _run(texts: list[str], params: dict, *, result_index: int, rollback_on_error: bool = False) -> tuple | None:

@@ -25,22 +25,21 @@ Leads tagged ``test-lead`` are refused here, so no path (ingest, redistribution,
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 from types import SimpleNamespace
 from zoneinfo import ZoneInfo
 
-from django.contrib.postgres.expressions import ArraySubquery
-from django.contrib.postgres.fields import ArrayField
-from django.db import connection, transaction
-from django.db.models import BigIntegerField, Subquery, Value
-from django.db.models.expressions import RawSQL
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from leadflow.caching import ProcessCache
 from leadflow.exceptions import ServiceError
+from leadflow.sql import GENERIC_PLANS, PreparedStatement, fetch_prepared, prepared_statements_lost
 from leads.models import Lead
 from leads.scoring import rule_matches
 
@@ -135,8 +134,7 @@ def lead_distribute(*, lead: Lead, campaign: Campaign, now: datetime | None = No
     static = _static_facts_all(members, campaign=campaign, lead=lead, now=now)
 
     def apply(*, lazy: bool) -> DistributionOutcome:
-        routing = _routing_state_lock(campaign)
-        fresh = _campaign_under_lock(campaign, lead=lead)
+        routing, fresh = _lock_and_read(campaign, lead=lead)
         if fresh.latest_distribution_id is not None:
             existing = LeadDistribution.objects.unscoped().get(pk=fresh.latest_distribution_id)
             return distribution_outcome(existing, replayed=True)
@@ -170,11 +168,10 @@ def lead_redistribute(*, lead: Lead, campaign: Campaign, now: datetime | None = 
     now = now or timezone.now()
 
     def apply(*, lazy: bool) -> DistributionOutcome:
-        routing = _routing_state_lock(campaign)
+        routing, fresh = _lock_and_read(campaign, lead=lead)
         latest = _latest_distribution(lead, campaign)
         if latest is None:
             raise NotRedistributable("This lead was never distributed in this campaign.", field="lead")
-        fresh = _campaign_under_lock(campaign, lead=lead)
         if latest.round >= fresh.redistribute_max_rounds:
             raise NotRedistributable(
                 f"This lead has been offered {latest.round} times, the campaign's most.", field="lead"
@@ -216,7 +213,19 @@ def _apply_atomically(apply) -> DistributionOutcome:
     the eager apply locks every contender at once, in order. The eager apply also runs when the buyer a lazy one
     chose turns out to have bought the lead in another campaign meanwhile (``_SoldMeanwhile``): it reads every
     contender's earlier sales once their wallets are held.
+
+    Run again, once, when the connection had lost the prepared statements (a pooler, DISCARD ALL; see
+    ``leadflow.sql``): nothing was written, and they are prepared again.
     """
+    try:
+        return _apply_lazily_then_eagerly(apply)
+    except DatabaseError as error:
+        if not prepared_statements_lost(error):
+            raise
+    return _apply_lazily_then_eagerly(apply)
+
+
+def _apply_lazily_then_eagerly(apply) -> DistributionOutcome:
     try:
         with transaction.atomic():
             return apply(lazy=True)
@@ -251,9 +260,11 @@ def distribution_outcome(distribution: LeadDistribution, *, replayed: bool = Fal
     )
 
 
-def _campaign_under_lock(campaign: Campaign, *, lead: Lead) -> Campaign:
-    """The campaign read again once its lock is held (a pause or a price change committed meanwhile applies to this
-    lead), in one statement, with
+def _lock_and_read(campaign: Campaign, *, lead: Lead) -> tuple[CampaignRoutingState, Campaign]:
+    """Take the campaign's distribution lock (its ``CampaignRoutingState`` row, made on its first lead) and read the
+    campaign again, in one round trip of two prepared statements.
+
+    The campaign read again applies a pause or a price change committed meanwhile to this lead, and carries
 
     * ``latest_distribution_id``: the lead's latest outcome there;
     * ``person_owner_ids``: the buyers who bought this person in this campaign (``BuyerContact``);
@@ -264,39 +275,58 @@ def _campaign_under_lock(campaign: Campaign, *, lead: Lead) -> Campaign:
     the same lead in another campaign is looked for again once the buyer's wallet is held (by ``_post_lock_facts``,
     or by the sale's own statement).
 
-    It must be a statement of its own, after the lock: a ``SELECT … FOR UPDATE`` that waited for the lock re-reads
-    the locked row but answers its subqueries from the snapshot taken before the wait, which cannot see the outcome
-    the previous holder just committed.
+    The read must be a statement of its own, after the lock's: a ``SELECT … FOR UPDATE`` that waited for the lock
+    re-reads the locked row but answers its subqueries from the snapshot taken before the wait, which cannot see
+    the outcome the previous holder just committed. The second statement takes its snapshot once the first holds
+    the lock.
     """
-    latest = LeadDistribution.objects.unscoped().filter(lead_id=lead.pk, campaign_id=campaign.pk).order_by("-round")
-    keys = contact_keys(lead)
-    people = BuyerContact.objects.unscoped().filter(campaign_id=campaign.pk, contact_key__in=keys)
-    owners = LeadSale.objects.unscoped().filter(lead_id=lead.pk)
-    return (
-        Campaign.objects.unscoped()
-        .annotate(
-            latest_distribution_id=Subquery(latest.values("id")[:1]),
-            person_owner_ids=ArraySubquery(people.order_by().values("buyer_id")) if keys else NO_IDS,
-            lead_owner_ids=ArraySubquery(owners.order_by().values("buyer_id")),
-        )
-        .get(pk=campaign.pk)
-    )
-
-
-NO_IDS = Value([], output_field=ArrayField(BigIntegerField()))
-
-
-def _routing_state_lock(campaign: Campaign) -> CampaignRoutingState:
-    states = CampaignRoutingState.objects.unscoped().select_for_update()
-    routing = states.filter(campaign_id=campaign.pk).first()
-    if routing is None:
+    # The person's keys as two values (NULL when missing), not an array: a generic plan cannot see how long an array
+    # parameter is and may then look contacts up by campaign alone.
+    first_key, second_key = [*contact_keys(lead), None, None][:2]
+    params = {"campaign": campaign.pk, "lead": lead.pk, "first_key": first_key, "second_key": second_key}
+    statements = [_ROUTING_LOCK, _CAMPAIGN_UNDER_LOCK]
+    # Every statement of the distribution looks rows up by key (see GENERIC_PLANS).
+    routing_rows, campaign_rows = fetch_prepared(statements, params, preamble=(GENERIC_PLANS,))
+    if not routing_rows:
         # The first lead of a campaign: create the row without racing another first lead, then lock it.
         CampaignRoutingState.objects.unscoped().bulk_create(
             [CampaignRoutingState(campaign_id=campaign.pk, organization_id=campaign.organization_id)],
             ignore_conflicts=True,
         )
-        routing = states.get(campaign_id=campaign.pk)
-    return routing
+        routing_rows, campaign_rows = fetch_prepared(statements, params)
+    if not campaign_rows:
+        raise Campaign.DoesNotExist(f"Campaign {campaign.pk} no longer exists.")
+    [(routing_id, last_subscription_id, weights)] = routing_rows
+    routing = CampaignRoutingState.from_db(
+        connection.alias,
+        ["id", "organization_id", "campaign_id", "last_subscription_id", "current_weights"],
+        [routing_id, campaign.organization_id, campaign.pk, last_subscription_id, json.loads(weights)],
+    )
+    [row] = campaign_rows
+    fresh = Campaign.from_db(connection.alias, _CAMPAIGN_FIELDS, row[: len(_CAMPAIGN_FIELDS)])
+    fresh.latest_distribution_id, fresh.person_owner_ids, fresh.lead_owner_ids = row[len(_CAMPAIGN_FIELDS) :]
+    return routing, fresh
+
+
+_ROUTING_LOCK = PreparedStatement(
+    f"""SELECT id, last_subscription_id, current_weights::text FROM {CampaignRoutingState._meta.db_table}
+         WHERE campaign_id = %(campaign)s FOR UPDATE""",  # noqa: S608 - the table name comes from the model
+    {"campaign": "bigint"},
+)
+_CAMPAIGN_FIELDS = [field.attname for field in Campaign._meta.concrete_fields]
+_CAMPAIGN_UNDER_LOCK = PreparedStatement(
+    f"""
+SELECT {", ".join(f'campaign."{field.column}"' for field in Campaign._meta.concrete_fields)},
+       (SELECT id FROM {LeadDistribution._meta.db_table}
+         WHERE lead_id = %(lead)s AND campaign_id = campaign.id ORDER BY round DESC LIMIT 1),
+       ARRAY(SELECT buyer_id FROM {BuyerContact._meta.db_table}
+              WHERE campaign_id = campaign.id AND contact_key IN (%(first_key)s, %(second_key)s)),
+       ARRAY(SELECT buyer_id FROM {LeadSale._meta.db_table} WHERE lead_id = %(lead)s)
+  FROM {Campaign._meta.db_table} campaign
+ WHERE campaign.id = %(campaign)s
+""",  # noqa: S608 - the table and column names come from the models; every value is bound
+    {"campaign": "bigint", "lead": "bigint", "first_key": "varchar", "second_key": "varchar"},
+)
 
 
 # The campaign's subscriptions, in memory ----------------------------------------------------------------------------
@@ -348,17 +378,23 @@ class Member:
     rules: tuple[SimpleNamespace, ...]
     capped: bool
     spend_limited: bool
+    # Whether the lead or the clock decide something about it (a delivery schedule, states, field filters).
+    varies: bool
 
     @classmethod
     def of(cls, sub: BuyerSubscription) -> Member:
         buyer = sub.buyer
+        wanted_states = frozenset(state.strip().upper() for state in sub.states)
+        rules = tuple(_rule(rule) for rule in sub.field_filters)
+        scheduled = bool(sub.schedule_days) or sub.schedule_start is not None
         return cls(
             subscription=sub,
             zone=ZoneInfo(buyer.timezone),
-            wanted_states=frozenset(state.strip().upper() for state in sub.states),
-            rules=tuple(_rule(rule) for rule in sub.field_filters),
+            wanted_states=wanted_states,
+            rules=rules,
             capped=any(getattr(sub, name) is not None for name in CAP_WINDOWS),
             spend_limited=buyer.weekly_spend_limit is not None or buyer.monthly_spend_limit is not None,
+            varies=scheduled or bool(wanted_states) or bool(rules),
         )
 
 
@@ -366,9 +402,40 @@ class Member:
 class CampaignMembers:
     version: int  # the campaign's subscriptions_version read before the subscriptions were
     members: tuple[Member, ...]
+    # (price per lead, campaign active) → every member as a candidate; see ``candidates``.
+    _candidates: dict = field(default_factory=dict, compare=False, repr=False)
 
     def __iter__(self):
         return iter(self.members)
+
+    @cached_property
+    def by_id(self) -> dict[int, Member]:
+        return {member.subscription.pk: member for member in self.members}
+
+    @cached_property
+    def subscriptions(self) -> dict[int, BuyerSubscription]:
+        return {member.subscription.pk: member.subscription for member in self.members}
+
+    @cached_property
+    def positions(self) -> dict[int, int]:
+        return {member.subscription.pk: index for index, member in enumerate(self.members)}
+
+    @cached_property
+    def varying(self) -> tuple[Member, ...]:
+        return tuple(member for member in self.members if member.varies)
+
+    def candidates(self, campaign: Campaign) -> tuple[Candidate, ...]:
+        """Every member as a candidate, in subscription order, with what the configuration decides alone: its price,
+        weight and priority, and whether it is paused. What the lead and the clock decide is added per lead (for
+        the members that vary), and what needs the locks once they are held. Kept per price and campaign status,
+        so a fifty-buyer campaign does not build fifty candidates for every lead."""
+        key = (campaign.price_per_lead, campaign.is_active)
+        made = self._candidates.get(key)
+        if made is None:
+            if len(self._candidates) >= 8:  # a price changed many times within MEMBERS_CACHE_SECONDS
+                self._candidates.clear()
+            made = self._candidates[key] = tuple(_candidate(member, campaign) for member in self.members)
+        return made
 
 
 # Read on every distribution and rarely changed. The version check under the campaign's lock makes a stale entry
@@ -424,14 +491,14 @@ def _distribute_locked(
 ) -> DistributionOutcome:
     # Pass 1: facts that only the lead, the clock and the configuration decide (worked out before the lock), and the
     # buyers who already own the lead or the person, as the campaign's lock lets them be read.
+    candidates = list(members.candidates(campaign))
+    for subscription_id, facts in static.items():
+        position = members.positions[subscription_id]
+        candidates[position] = replace(candidates[position], **facts)
     known_owners = set(campaign.person_owner_ids) | set(campaign.lead_owner_ids)
-    candidates = [
-        _candidate(
-            m.subscription, campaign, static[m.subscription.pk], already_bought=m.subscription.buyer_id in known_owners
-        )
-        for m in members
-    ]
-    by_id = {m.subscription.pk: m for m in members}
+    if known_owners:
+        candidates = [replace(c, already_bought=True) if c.buyer_id in known_owners else c for c in candidates]
+    by_id = members.by_id
     state = StrategyState(
         last_subscription_id=routing.last_subscription_id,
         current_weights={int(key): value for key, value in routing.current_weights.items()},
@@ -481,7 +548,7 @@ def _distribute_locked(
         "round_number": round_number,
         "reasons": reasons,
     }
-    subscriptions = {sub_id: member.subscription for sub_id, member in by_id.items()}
+    subscriptions = members.subscriptions
     if len(selection.chosen) == 1 and selection.chosen[0].price > ZERO:
         # The common case, one paid sale: everything in one statement, so the campaign's lock is held for less.
         [chosen] = selection.chosen
@@ -653,6 +720,34 @@ WITH unsold AS (
 )
 SELECT distribution.id, entry.id, sale.id FROM distribution, entry, sale
 """  # noqa: S608 - the table names come from the models; every value is bound
+_ONE_SALE = PreparedStatement(
+    _ONE_SALE_SQL,
+    {
+        "organization": "bigint",
+        "lead": "bigint",
+        "campaign": "bigint",
+        "round": "integer",
+        "sold": "varchar",
+        "strategy": "varchar",
+        "reasons": "jsonb",
+        "price": "numeric",
+        "now": "timestamptz",
+        "buyer": "bigint",
+        "debit": "varchar",
+        "amount": "numeric",
+        "balance_after": "numeric",
+        "note": "varchar",
+        "alerted": "boolean",
+        "written_at": "timestamptz",
+        "wallet": "bigint",
+        "subscription": "bigint",
+        "keys": "varchar[]",
+        "last_subscription": "bigint",
+        "weights": "jsonb",
+        "routing": "bigint",
+        "routing_changed": "boolean",
+    },
+)
 
 
 class _SoldMeanwhile(Exception):
@@ -669,39 +764,37 @@ def _write_one_sale(
     alerted, alert, recharge = threshold_effects(
         alerted=wallet.low_balance_alerted, buyer=buyer, before=before, after=after
     )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            _ONE_SALE_SQL,
-            {
-                "organization": campaign.organization_id,
-                "lead": lead.pk,
-                "campaign": campaign.pk,
-                "round": round_number,
-                "sold": DistributionStatus.SOLD.value,
-                "strategy": campaign.distribution_logic,
-                "reasons": Jsonb(reasons),
-                "price": chosen.price,
-                "now": now,
-                "buyer": chosen.buyer_id,
-                "debit": WalletEntryKind.DEBIT.value,
-                "amount": -chosen.price,
-                "balance_after": after,
-                "note": _debit_note(lead, campaign),
-                "alerted": alerted,
-                "written_at": timezone.now(),
-                "wallet": wallet.pk,
-                "subscription": sub.pk,
-                "keys": contact_keys(lead),
-                "last_subscription": routing.last_subscription_id,
-                "weights": Jsonb(routing.current_weights),
-                "routing": routing.pk,
-                "routing_changed": routing_changed,
-            },
-        )
-        written = cursor.fetchone()
-    if written is None:
+    [rows] = fetch_prepared(
+        [_ONE_SALE],
+        {
+            "organization": campaign.organization_id,
+            "lead": lead.pk,
+            "campaign": campaign.pk,
+            "round": round_number,
+            "sold": DistributionStatus.SOLD.value,
+            "strategy": campaign.distribution_logic,
+            "reasons": Jsonb(reasons),
+            "price": chosen.price,
+            "now": now,
+            "buyer": chosen.buyer_id,
+            "debit": WalletEntryKind.DEBIT.value,
+            "amount": -chosen.price,
+            "balance_after": after,
+            "note": _debit_note(lead, campaign),
+            "alerted": alerted,
+            "written_at": timezone.now(),
+            "wallet": wallet.pk,
+            "subscription": sub.pk,
+            "keys": contact_keys(lead),
+            "last_subscription": routing.last_subscription_id,
+            "weights": Jsonb(routing.current_weights),
+            "routing": routing.pk,
+            "routing_changed": routing_changed,
+        },
+    )
+    if not rows:
         raise _SoldMeanwhile(chosen.buyer_id)
-    distribution_id, entry_id, sale_id = written
+    [(distribution_id, entry_id, sale_id)] = rows
     wallet.balance, wallet.low_balance_alerted = after, alerted
     threshold_effects_on_commit(buyer=buyer, alert=alert, recharge=recharge, entry_id=entry_id)
     return distribution_id, [SoldTo(chosen.buyer_id, sub.pk, chosen.price, sale_id)]
@@ -713,10 +806,12 @@ def _static_inputs(campaign: Campaign) -> tuple:
 
 
 def _static_facts_all(members: CampaignMembers, *, campaign: Campaign, lead: Lead, now: datetime) -> dict[int, dict]:
+    """Subscription id → what the lead and the clock decide, for the members they decide something about (the
+    others' candidates have it already: ``CampaignMembers.candidates``)."""
     lead_state = lead.state.strip().upper()
     return {
         m.subscription.pk: _static_facts(m, campaign=campaign, lead=lead, lead_state=lead_state, now=now)
-        for m in members
+        for m in members.varying
     }
 
 
@@ -724,7 +819,6 @@ def _static_facts(member: Member, *, campaign: Campaign, lead: Lead, lead_state:
     sub = member.subscription
     always_open = not sub.schedule_days and sub.schedule_start is None
     return {
-        "paused": not (campaign.is_active and sub.is_active and sub.buyer.is_active),
         "schedule_open": always_open
         or schedule_open(
             now.astimezone(member.zone), days=sub.schedule_days, start=sub.schedule_start, end=sub.schedule_end
@@ -733,8 +827,6 @@ def _static_facts(member: Member, *, campaign: Campaign, lead: Lead, lead_state:
         or not member.wanted_states
         or lead_state in member.wanted_states,
         "filters_passed": all(rule_matches(rule, lead) for rule in member.rules),
-        # Until the wallet is locked, money is not what rejects anyone.
-        "spendable": UNLIMITED,
     }
 
 
@@ -745,7 +837,8 @@ def _rule(rule: dict) -> SimpleNamespace:
     return SimpleNamespace(field=rule["field"], operator=rule["operator"], value=str(rule.get("value", "")))
 
 
-def _candidate(sub: BuyerSubscription, campaign: Campaign, facts: dict, *, already_bought: bool) -> Candidate:
+def _candidate(member: Member, campaign: Campaign) -> Candidate:
+    sub = member.subscription
     price = sub.price_override if sub.price_override is not None else campaign.price_per_lead
     return Candidate(
         subscription_id=sub.pk,
@@ -753,8 +846,9 @@ def _candidate(sub: BuyerSubscription, campaign: Campaign, facts: dict, *, alrea
         price=price,
         weight=sub.weight,
         priority=sub.priority,
-        already_bought=already_bought,
-        **facts,
+        paused=not (campaign.is_active and sub.is_active and sub.buyer.is_active),
+        # Until the wallet is locked, money is not what rejects anyone.
+        spendable=UNLIMITED,
     )
 
 
@@ -778,7 +872,7 @@ def _tightest_cap(sub: BuyerSubscription, counts) -> int:
 
 # A subscription's sales in the current hour, day, week and month of its buyer's zone, as one array (CAP_WINDOWS
 # order), counted on the (buyer, campaign, created_at) index from the earliest of the four starts. The buyer is the
-# row of the enclosing query (``campaigns_wallet`` or the ``windows`` list).
+# row of the enclosing query (the locked ``wallet`` or the ``windows`` list).
 _CAP_COUNTS = f"""
 SELECT ARRAY[count(*) FILTER (WHERE sale.created_at >= {{hour}}), count(*) FILTER (WHERE sale.created_at >= {{day}}),
              count(*) FILTER (WHERE sale.created_at >= {{week}}), count(*) FILTER (WHERE sale.created_at >= {{month}})]
@@ -787,15 +881,6 @@ SELECT ARRAY[count(*) FILTER (WHERE sale.created_at >= {{hour}}), count(*) FILTE
    AND sale.created_at >= {{earliest}}
 """  # noqa: S608 - the table name comes from the model; every value is bound
 
-_CAP_COUNTS_OF_LOCKED_WALLET = _CAP_COUNTS.format(
-    hour="%s",
-    day="%s",
-    week="%s",
-    month="%s",
-    campaign="%s",
-    buyer=f"{Wallet._meta.db_table}.buyer_id",
-    earliest="%s",
-)
 _CAP_WINDOWS_OF_MANY = """
   FROM unnest(%(buyers)s::bigint[], %(hours)s::timestamptz[], %(days)s::timestamptz[], %(weeks)s::timestamptz[],
               %(months)s::timestamptz[]) AS windows(buyer_id, hour_start, day_start, week_start, month_start)
@@ -817,28 +902,74 @@ _CAP_COUNTS_OF_MANY = "SELECT windows.buyer_id, ({counts}) {windows}".format(
 def _wallet_lock_counting_caps(
     member: Member, *, campaign: Campaign, now: datetime, skip_locked: bool
 ) -> Wallet | None:
-    """Lock one buyer's wallet and, in the same statement, count its subscription's sales per cap window.
+    """Lock one buyer's wallet and, in the same statement, count its subscription's sales per cap window
+    (``cap_counts``, ``None`` when uncapped).
 
     The counts may share the statement: sales in this campaign are only made under the campaign's lock, which is
     held, so the statement's snapshot has them all even if it waited for the wallet. ``None`` when the wallet is
     locked by someone else and ``skip_locked`` was asked for, or when the buyer has no wallet yet.
     """
     sub = member.subscription
-    wallets = (
-        Wallet.objects.unscoped()
-        .select_for_update(skip_locked=skip_locked)
-        .filter(organization_id=campaign.organization_id, buyer_id=sub.buyer_id)
-        .only("id", "organization_id", "buyer_id", "balance", "low_balance_alerted")
-    )
+    params = {"organization": campaign.organization_id, "buyer": sub.buyer_id}
     if member.capped:
         starts = cap_window_starts(now, member.zone)
-        wallets = wallets.annotate(
-            cap_counts=RawSQL(  # noqa: S611 - fixed SQL; every value is bound
-                _CAP_COUNTS_OF_LOCKED_WALLET,
-                [*(starts[name] for name in CAP_WINDOWS), campaign.pk, min(starts.values())],
+        params.update(
+            campaign=campaign.pk,
+            hour=starts["hourly_cap"],
+            day=starts["daily_cap"],
+            week=starts["weekly_cap"],
+            month=starts["monthly_cap"],
+            earliest=min(starts.values()),
+        )
+    [rows] = fetch_prepared([_WALLET_LOCKS[member.capped, skip_locked]], params)
+    if not rows:
+        return None
+    [(*columns, cap_counts)] = rows
+    wallet = Wallet.from_db(connection.alias, _WALLET_FIELDS, columns)
+    wallet.cap_counts = cap_counts
+    return wallet
+
+
+_WALLET_FIELDS = ["id", "organization_id", "buyer_id", "balance", "low_balance_alerted"]
+
+
+def _wallet_lock_statement(*, capped: bool, skip_locked: bool) -> PreparedStatement:
+    types = {"organization": "bigint", "buyer": "bigint"}
+    counts = "NULL::bigint[]"
+    if capped:
+        counts = "({})".format(
+            _CAP_COUNTS.format(
+                hour="%(hour)s",
+                day="%(day)s",
+                week="%(week)s",
+                month="%(month)s",
+                campaign="%(campaign)s",
+                buyer="wallet.buyer_id",
+                earliest="%(earliest)s",
             )
         )
-    return next(iter(wallets), None)
+        types.update(
+            campaign="bigint",
+            hour="timestamptz",
+            day="timestamptz",
+            week="timestamptz",
+            month="timestamptz",
+            earliest="timestamptz",
+        )
+    sql = f"""
+SELECT {", ".join(f"wallet.{column}" for column in _WALLET_FIELDS)}, {counts}
+  FROM {Wallet._meta.db_table} wallet
+ WHERE wallet.organization_id = %(organization)s AND wallet.buyer_id = %(buyer)s
+   FOR UPDATE{" SKIP LOCKED" if skip_locked else ""}
+"""  # noqa: S608 - the table and column names come from the models; every value is bound
+    return PreparedStatement(sql, types)
+
+
+_WALLET_LOCKS = {
+    (capped, skip_locked): _wallet_lock_statement(capped=capped, skip_locked=skip_locked)
+    for capped in (False, True)
+    for skip_locked in (False, True)
+}
 
 
 def _caps_remaining(members: list[Member], *, campaign: Campaign, now: datetime) -> dict[int, int]:
