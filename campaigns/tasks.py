@@ -8,10 +8,17 @@ from celery import shared_task
 @shared_task(acks_late=True)
 def deliver_pending_sales(organization_id: int) -> int:
     """Plan the organization's new sales' deliveries (once per sale and method) and send their emails, SMS and
-    WhatsApp messages; queued once per burst of sales."""
+    WhatsApp messages; queued once per burst of sales.
+
+    The ``lead.delivered`` events each batch of plans writes are handled here as soon as they commit, a batch at a
+    time as their own task would: queuing that task cost the worker more than handling them.
+    """
+    from leads.services.outbox import outbox_handled_in_process
+
     from .services.deliveries import sales_deliver_pending
 
-    return sales_deliver_pending(organization_id=organization_id)
+    with outbox_handled_in_process():
+        return sales_deliver_pending(organization_id=organization_id)
 
 
 @shared_task(acks_late=True)

@@ -14,7 +14,7 @@ from leads.services.outbox import outbox_batch_handler
 
 from .constants import AutomationTrigger, NotificationEvent
 from .models import Conversation, Message
-from .services.automations import automations_trigger, executions_stop_for_lead
+from .services.automations import automation_rules_exist, automations_trigger, executions_stop_for_lead
 from .services.notifications import notify
 
 logger = logging.getLogger(__name__)
@@ -129,7 +129,6 @@ def on_lead_delivered(events) -> None:
     from campaigns.models import BuyerPortalUser
 
     organization = events[0].organization
-    found = leads_of_events(events)
     portal_users: dict[int, list] = {}
     for row in (
         BuyerPortalUser.objects.unscoped()
@@ -137,6 +136,10 @@ def on_lead_delivered(events) -> None:
         .select_related("user")
     ):
         portal_users.setdefault(row.buyer_id, []).append(row.user)
+    automated = automation_rules_exist(organization.pk, AutomationTrigger.LEAD_DELIVERED)
+    if not portal_users and not automated:
+        return  # most sales: nobody to tell and nothing to start, so the leads are not read
+    found = leads_of_events(events)
     for event in events:
         lead = found.get(event.payload.get("lead_id"))
         users = portal_users.get(event.payload.get("buyer_id"), [])
@@ -153,7 +156,7 @@ def on_lead_delivered(events) -> None:
             dedupe_key=f"delivered:{event.payload.get('sale_id')}",
         )
     leads = [lead for lead in (found.get(e.payload.get("lead_id")) for e in events) if lead is not None]
-    if leads:
+    if automated and leads:
         automations_trigger(
             organization=organization,
             trigger=AutomationTrigger.LEAD_DELIVERED,

@@ -246,6 +246,15 @@ def welcome_automation_install(*, organization) -> AutomationRule:
 # Running ------------------------------------------------------------------------------------------------------------
 
 
+def automation_rules_exist(organization_id: int, trigger: str) -> bool:
+    """Whether any active rule starts on ``trigger``: a handler with nothing else to do skips reading its leads."""
+    return (
+        AutomationRule.objects.unscoped()
+        .filter(organization_id=organization_id, trigger=trigger, is_active=True)
+        .exists()
+    )
+
+
 def rules_for(organization_id: int, trigger: str) -> list[AutomationRule]:
     return list(
         AutomationRule.objects.unscoped()

@@ -255,3 +255,30 @@ def test_the_sweep_delivers_sales_whose_task_was_lost(organization, seller, djan
     with django_capture_on_commit_callbacks(execute=True):
         assert sale_deliveries_sweep() == {"planned": 0, "due": 0}
     assert len(mail.outbox) == 1
+
+
+def test_the_delivery_task_handles_its_lead_delivered_events_itself(
+    organization, seller, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The task that plans a burst of sales announces each as ``lead.delivered`` and handles those events as they
+    commit (the buyer's portal users are told), with no second task queued for them."""
+    from campaigns import tasks
+    from campaigns.models import BuyerPortalUser
+    from leads import tasks as lead_tasks
+    from leads.models import OutboxEvent
+    from messaging.models import Notification
+    from tests.factories import UserFactory
+
+    campaign, buyer = seller
+    portal_user = UserFactory()
+    BuyerPortalUser.objects.unscoped().create(organization=organization, buyer=buyer, user=portal_user)
+    lead = LeadFactory(organization=organization, first_name="Ravi", last_name="Menon")
+    lead_distribute(lead=lead, campaign=campaign)  # the wake-up's task is not run: called below as a worker would
+    queued = []
+    monkeypatch.setattr(lead_tasks.handle_outbox_events, "delay", lambda *args: queued.append(args))
+    with django_capture_on_commit_callbacks(execute=True):
+        tasks.deliver_pending_sales(organization.pk)
+    assert LeadSale.objects.unscoped().get(lead=lead).deliveries_planned_at is not None
+    event = OutboxEvent.objects.unscoped().get(organization=organization, topic="lead.delivered")
+    assert event.handled_at is not None and queued == []
+    assert Notification.objects.unscoped().filter(user=portal_user, title__contains="Ravi Menon").exists()
