@@ -228,10 +228,19 @@ def delivery_method_delete(*, method: DeliveryMethod, actor=None, request=None) 
 # deliveries themselves.
 WAKE_UP_TTL_S = 5
 PLAN_BATCH = 200
+# A steady stream of sales (20 a second) would still wake one task per sale, each finishing before the next sale:
+# a task that ends marks the organization as planned just now for this long, and the next wake-up within it queues
+# its task to start when it ends, so the sales of that moment are planned together. A sale after a quiet spell is
+# planned at once; in a stream, a sale waits at most this long more for its deliveries to start.
+PLAN_COOL_DOWN_S = 0.2
 
 
 def _wake_up_flag(organization_id: int) -> str:
     return redis_key(f"sale-deliveries-wake:{organization_id}")
+
+
+def _planned_flag(organization_id: int) -> str:
+    return redis_key(f"sale-deliveries-planned:{organization_id}")
 
 
 def sales_deliver_on_commit(organization_id: int) -> None:
@@ -244,13 +253,19 @@ def _wake_up(organization_id: int) -> None:
     from ..tasks import deliver_pending_sales
 
     client = redis_client()
+    countdown = 0.0
     try:
-        if client is not None and not client.set(_wake_up_flag(organization_id), 1, nx=True, ex=WAKE_UP_TTL_S):
-            return
+        if client is not None:
+            if not client.set(_wake_up_flag(organization_id), 1, nx=True, ex=WAKE_UP_TTL_S):
+                return
+            countdown = max(client.pttl(_planned_flag(organization_id)), 0) / 1000
     except redis.RedisError:
         logger.warning("no wake-up flag for the sales of %s; queuing a task anyway", organization_id)
     try:
-        deliver_pending_sales.delay(organization_id)
+        if countdown:
+            deliver_pending_sales.apply_async((organization_id,), countdown=countdown)
+        else:
+            deliver_pending_sales.delay(organization_id)
     except Exception:
         logger.warning("sales of %s could not be queued for delivery; the sweep will", organization_id, exc_info=True)
         if client is not None:
@@ -272,6 +287,9 @@ def sales_deliver_pending(*, organization_id: int, batches: int = 50) -> int:
             sent += sale_delivery_attempt(delivery_id=delivery_id) == SaleDeliveryStatus.SENT
         if planned < PLAN_BATCH:
             break
+    if client is not None:
+        with contextlib.suppress(redis.RedisError):
+            client.set(_planned_flag(organization_id), 1, px=round(PLAN_COOL_DOWN_S * 1000))
     return sent
 
 

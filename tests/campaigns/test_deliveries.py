@@ -282,3 +282,27 @@ def test_the_delivery_task_handles_its_lead_delivered_events_itself(
     event = OutboxEvent.objects.unscoped().get(organization=organization, topic="lead.delivered")
     assert event.handled_at is not None and queued == []
     assert Notification.objects.unscoped().filter(user=portal_user, title__contains="Ravi Menon").exists()
+
+
+def test_sales_in_a_stream_are_planned_together_and_a_lone_sale_at_once(organization, seller, monkeypatch):
+    """A sale after a quiet spell queues its task at once; one within the cool-down after a task ended queues it to
+    start when the cool-down does, and sales meanwhile queue nothing (they are planned by that task)."""
+    from campaigns import tasks
+    from campaigns.services import deliveries
+    from leadflow.redis import redis_client
+
+    client = redis_client()
+    client.delete(deliveries._wake_up_flag(organization.pk), deliveries._planned_flag(organization.pk))
+    queued = []
+    monkeypatch.setattr(tasks.deliver_pending_sales, "delay", lambda org: queued.append((org, 0)))
+    monkeypatch.setattr(
+        tasks.deliver_pending_sales, "apply_async", lambda args, countdown: queued.append((*args, countdown))
+    )
+    deliveries._wake_up(organization.pk)
+    assert queued == [(organization.pk, 0)]  # at once
+    deliveries.sales_deliver_pending(organization_id=organization.pk)  # the task: clears the flag, then cools down
+    deliveries._wake_up(organization.pk)
+    deliveries._wake_up(organization.pk)
+    assert len(queued) == 2
+    [(org, countdown)] = queued[1:]
+    assert org == organization.pk and 0 < countdown <= deliveries.PLAN_COOL_DOWN_S
