@@ -18,13 +18,14 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from django.db import connection
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.utils import timezone
 
 from accounts.models import ApiKey
 from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
-from leadflow.sql import PreparedStatement, fetch_prepared
+from leadflow.sql import ASYNC_COMMIT, PreparedStatement, fetch_prepared
 from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
 from leads.intake.pipeline import lead_intake
@@ -186,12 +187,23 @@ def is_test_lead(lead) -> bool:
 
 
 def campaign_submission_record(
-    *, submission, campaign_id: int, supplier_id: int | None, lead, status: str, payout_per_lead=None
+    *,
+    submission,
+    campaign_id: int,
+    supplier_id: int | None,
+    lead,
+    status: str,
+    payout_per_lead=None,
+    flushed_by_what_follows: bool = False,
 ) -> None:
     """Record what became of a submission posted to a campaign, or bring the record up to date after a replay.
 
     One statement (an upsert on the submission): a submission's status only moves forward (failed → accepted when
     the intake processes it again), so its latest view is always the one to keep.
+
+    ``flushed_by_what_follows``: the caller commits a synchronous transaction right after (the distribution), so
+    this one need not wait for its WAL to reach the disk: that commit flushes this record too, the WAL being
+    written in order (as the intake's lead transaction does for the raw submission).
     """
     outcome = _OUTCOMES.get(status, SubmissionOutcome.FAILED)
     is_test = is_test_lead(lead)
@@ -212,7 +224,9 @@ def campaign_submission_record(
         "received_at": submission.received_at,
         "now": timezone.now(),
     }
-    fetch_prepared([_RECORD], params)
+    # Inside a caller's transaction, that transaction's commit decides.
+    asynchronous = flushed_by_what_follows and not connection.in_atomic_block
+    fetch_prepared([_RECORD], params, preamble=(ASYNC_COMMIT,) if asynchronous else ())
 
 
 # An upsert on the submission, as one statement (every ingest to a campaign writes it: no transaction around it).
@@ -271,14 +285,20 @@ def ingest_finish(*, target: IngestTarget, outcome) -> dict[str, Any] | None:
     campaign = target.campaign
     lead = outcome.lead
     supplier = target.supplier
-    campaign_submission_record(
-        submission=outcome.submission,
-        campaign_id=campaign.pk,
-        supplier_id=supplier.id if supplier else None,
-        lead=lead,
-        status=outcome.status,
-        payout_per_lead=supplier.payout_per_lead if supplier else None,
-    )
+    distributes = lead is not None and outcome.status == SubmissionStatus.ACCEPTED and not is_test_lead(lead)
+
+    def record(*, flushed_by_what_follows: bool) -> None:
+        campaign_submission_record(
+            submission=outcome.submission,
+            campaign_id=campaign.pk,
+            supplier_id=supplier.id if supplier else None,
+            lead=lead,
+            status=outcome.status,
+            payout_per_lead=supplier.payout_per_lead if supplier else None,
+            flushed_by_what_follows=flushed_by_what_follows,
+        )
+
+    record(flushed_by_what_follows=distributes)
     if lead is None or outcome.status not in (SubmissionStatus.ACCEPTED, SubmissionStatus.DUPLICATE):
         return None
     if is_test_lead(lead):
@@ -290,6 +310,8 @@ def ingest_finish(*, target: IngestTarget, outcome) -> dict[str, Any] | None:
         return outcome_body(lead_distribute(lead=lead, campaign=campaign))
     except Exception:
         logger.exception("distributing lead %s in campaign %s failed; the sweep will retry", lead.pk, campaign.pk)
+        # No distribution committed to flush the record, and the sweep finds the lead by it: written durably now.
+        record(flushed_by_what_follows=False)
         return {"status": "pending"}
 
 

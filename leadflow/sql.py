@@ -222,6 +222,9 @@ def _rows(cursor) -> list[tuple]:
     return cursor.fetchall() if cursor.description is not None else []  # an INSERT without RETURNING has none
 
 
+# For a statement run as its own transaction whose record a synchronous commit soon after makes durable as well.
+ASYNC_COMMIT = "SET LOCAL synchronous_commit TO OFF"
+
 # For a transaction whose prepared statements only look rows up by key: PostgreSQL keeps planning a statement afresh
 # (a custom plan) while it estimates the generic plan dearer, which it may do for ever, e.g. before the table has
 # statistics; the plan is the same index lookups either way. Until the transaction ends.

@@ -23,7 +23,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from leadflow.metrics import intake_outcome_count
-from leadflow.sql import InsertStatement, PreparedStatement, execute_prepared
+from leadflow.sql import ASYNC_COMMIT, InsertStatement, PreparedStatement, execute_prepared
 from leadflow.tenancy.context import organization_scope
 
 from ..constants import ActivityKind, LeadSource, StageKind, SubmissionStatus
@@ -108,7 +108,7 @@ def submission_store(
     row = execute_prepared(
         [_submission_insert(conflict=bool(idempotency_key))],
         _submission_insert_statement().params(submission),
-        preamble=("SET LOCAL synchronous_commit TO OFF",) if outside_any_transaction else (),
+        preamble=(ASYNC_COMMIT,) if outside_any_transaction else (),
         atomic=False,
     )
     if row is None:  # the key was used before: that first submission answers
