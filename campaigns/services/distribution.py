@@ -937,25 +937,10 @@ def _wallet_lock_statement(*, capped: bool, skip_locked: bool) -> PreparedStatem
     types = {"organization": "bigint", "buyer": "bigint"}
     counts = "NULL::bigint[]"
     if capped:
-        counts = "({})".format(
-            _CAP_COUNTS.format(
-                hour="%(hour)s",
-                day="%(day)s",
-                week="%(week)s",
-                month="%(month)s",
-                campaign="%(campaign)s",
-                buyer="wallet.buyer_id",
-                earliest="%(earliest)s",
-            )
-        )
-        types.update(
-            campaign="bigint",
-            hour="timestamptz",
-            day="timestamptz",
-            week="timestamptz",
-            month="timestamptz",
-            earliest="timestamptz",
-        )
+        starts = ("hour", "day", "week", "month", "earliest")  # each a parameter of that name
+        placeholders = {name: f"%({name})s" for name in starts}
+        counts = f"({_CAP_COUNTS.format(**placeholders, campaign='%(campaign)s', buyer='wallet.buyer_id')})"
+        types.update(campaign="bigint", **dict.fromkeys(starts, "timestamptz"))
     sql = f"""
 SELECT {", ".join(f"wallet.{column}" for column in _WALLET_FIELDS)}, {counts}
   FROM {Wallet._meta.db_table} wallet
