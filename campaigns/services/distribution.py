@@ -378,23 +378,24 @@ class Member:
     rules: tuple[SimpleNamespace, ...]
     capped: bool
     spend_limited: bool
-    # Whether the lead or the clock decide something about it (a delivery schedule, states, field filters).
-    varies: bool
+    scheduled: bool  # has delivery days or hours
+
+    @property
+    def varies(self) -> bool:
+        """Whether the lead or the clock decide something about it (a delivery schedule, states, field filters)."""
+        return self.scheduled or bool(self.wanted_states) or bool(self.rules)
 
     @classmethod
     def of(cls, sub: BuyerSubscription) -> Member:
         buyer = sub.buyer
-        wanted_states = frozenset(state.strip().upper() for state in sub.states)
-        rules = tuple(_rule(rule) for rule in sub.field_filters)
-        scheduled = bool(sub.schedule_days) or sub.schedule_start is not None
         return cls(
             subscription=sub,
             zone=ZoneInfo(buyer.timezone),
-            wanted_states=wanted_states,
-            rules=rules,
+            wanted_states=frozenset(state.strip().upper() for state in sub.states),
+            rules=tuple(_rule(rule) for rule in sub.field_filters),
             capped=any(getattr(sub, name) is not None for name in CAP_WINDOWS),
             spend_limited=buyer.weekly_spend_limit is not None or buyer.monthly_spend_limit is not None,
-            varies=scheduled or bool(wanted_states) or bool(rules),
+            scheduled=bool(sub.schedule_days) or sub.schedule_start is not None,
         )
 
 
@@ -411,10 +412,6 @@ class CampaignMembers:
     @cached_property
     def by_id(self) -> dict[int, Member]:
         return {member.subscription.pk: member for member in self.members}
-
-    @cached_property
-    def subscriptions(self) -> dict[int, BuyerSubscription]:
-        return {member.subscription.pk: member.subscription for member in self.members}
 
     @cached_property
     def positions(self) -> dict[int, int]:
@@ -548,11 +545,10 @@ def _distribute_locked(
         "round_number": round_number,
         "reasons": reasons,
     }
-    subscriptions = members.subscriptions
     if len(selection.chosen) == 1 and selection.chosen[0].price > ZERO:
         # The common case, one paid sale: everything in one statement, so the campaign's lock is held for less.
         [chosen] = selection.chosen
-        sub = subscriptions[chosen.subscription_id]
+        sub = by_id[chosen.subscription_id].subscription
         distribution_id, sold = _write_one_sale(
             **written, chosen=chosen, sub=sub, wallet=wallets[chosen.buyer_id], routing_changed=routing_changed
         )
@@ -561,7 +557,7 @@ def _distribute_locked(
             **written,
             status=status,
             selection=selection,
-            by_id=subscriptions,
+            by_id=by_id,
             wallets=wallets,
             routing_changed=routing_changed,
         )
@@ -627,7 +623,7 @@ def _write_outcome(
     keys = contact_keys(lead)
     contacts, sold = [], []
     for chosen in sorted(selection.chosen, key=lambda c: c.buyer_id):
-        sub = by_id[chosen.subscription_id]
+        sub = by_id[chosen.subscription_id].subscription
         entry = None
         if chosen.price > ZERO:
             entry = wallet_post(
@@ -817,9 +813,8 @@ def _static_facts_all(members: CampaignMembers, *, campaign: Campaign, lead: Lea
 
 def _static_facts(member: Member, *, campaign: Campaign, lead: Lead, lead_state: str, now: datetime) -> dict:
     sub = member.subscription
-    always_open = not sub.schedule_days and sub.schedule_start is None
     return {
-        "schedule_open": always_open
+        "schedule_open": not member.scheduled
         or schedule_open(
             now.astimezone(member.zone), days=sub.schedule_days, start=sub.schedule_start, end=sub.schedule_end
         ),
@@ -914,11 +909,8 @@ def _wallet_lock_counting_caps(
     if member.capped:
         starts = cap_window_starts(now, member.zone)
         params.update(
+            {_WINDOW_PARAMS[name]: start for name, start in starts.items()},
             campaign=campaign.pk,
-            hour=starts["hourly_cap"],
-            day=starts["daily_cap"],
-            week=starts["weekly_cap"],
-            month=starts["monthly_cap"],
             earliest=min(starts.values()),
         )
     [rows] = fetch_prepared([_WALLET_LOCKS[member.capped, skip_locked]], params)
@@ -931,13 +923,15 @@ def _wallet_lock_counting_caps(
 
 
 _WALLET_FIELDS = ["id", "organization_id", "buyer_id", "balance", "low_balance_alerted"]
+# The locked wallet's statement names each window's start after the window (CAP_WINDOWS order).
+_WINDOW_PARAMS = dict(zip(CAP_WINDOWS, ("hour", "day", "week", "month"), strict=True))
 
 
 def _wallet_lock_statement(*, capped: bool, skip_locked: bool) -> PreparedStatement:
     types = {"organization": "bigint", "buyer": "bigint"}
     counts = "NULL::bigint[]"
     if capped:
-        starts = ("hour", "day", "week", "month", "earliest")  # each a parameter of that name
+        starts = (*_WINDOW_PARAMS.values(), "earliest")  # each a parameter of that name
         placeholders = {name: f"%({name})s" for name in starts}
         counts = f"({_CAP_COUNTS.format(**placeholders, campaign='%(campaign)s', buyer='wallet.buyer_id')})"
         types.update(campaign="bigint", **dict.fromkeys(starts, "timestamptz"))

@@ -246,22 +246,17 @@ def welcome_automation_install(*, organization) -> AutomationRule:
 # Running ------------------------------------------------------------------------------------------------------------
 
 
+def _active_rules(organization_id: int, trigger: str):
+    return AutomationRule.objects.unscoped().filter(organization_id=organization_id, trigger=trigger, is_active=True)
+
+
 def automation_rules_exist(organization_id: int, trigger: str) -> bool:
     """Whether any active rule starts on ``trigger``: a handler with nothing else to do skips reading its leads."""
-    return (
-        AutomationRule.objects.unscoped()
-        .filter(organization_id=organization_id, trigger=trigger, is_active=True)
-        .exists()
-    )
+    return _active_rules(organization_id, trigger).exists()
 
 
 def rules_for(organization_id: int, trigger: str) -> list[AutomationRule]:
-    return list(
-        AutomationRule.objects.unscoped()
-        .filter(organization_id=organization_id, trigger=trigger, is_active=True)
-        .prefetch_related("steps")
-        .order_by("id")
-    )
+    return list(_active_rules(organization_id, trigger).prefetch_related("steps").order_by("id"))
 
 
 def automations_trigger(*, organization, trigger: str, leads: list[Lead], key: str, config_filter=None) -> int:
