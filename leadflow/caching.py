@@ -17,11 +17,16 @@ Value = TypeVar("Value")
 
 class ProcessCache(Generic[Value]):
     """``remember_missing``: keep a ``None`` answer too (for "no such row" asked on every request, where a row
-    created meanwhile may wait ``seconds`` to be seen); otherwise ``None`` is read again each time."""
+    created meanwhile may wait ``seconds`` to be seen); otherwise ``None`` is read again each time.
 
-    def __init__(self, seconds: float, *, remember_missing: bool = False):
+    ``while_read``: ``seconds`` count from the last read, not from the load, so a value read all the time is never
+    loaded again on its own: for values whose caller checks them against the database itself (a version read under
+    a lock) and only needs idle ones dropped."""
+
+    def __init__(self, seconds: float, *, remember_missing: bool = False, while_read: bool = False):
         self.seconds = seconds
         self.remember_missing = remember_missing
+        self.while_read = while_read
         self._entries: dict[Hashable, tuple[float, Value | None]] = {}
         self._lock = threading.Lock()
 
@@ -30,6 +35,8 @@ class ProcessCache(Generic[Value]):
         now = time.monotonic()
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] <= self.seconds:
+            if self.while_read:
+                self._entries[key] = (now, cached[1])  # one dict store: atomic under the GIL
             return cached[1]
         value = load()
         if value is not None or self.remember_missing:

@@ -429,16 +429,17 @@ class CampaignMembers:
         key = (campaign.price_per_lead, campaign.is_active)
         made = self._candidates.get(key)
         if made is None:
-            if len(self._candidates) >= 8:  # a price changed many times within MEMBERS_CACHE_SECONDS
+            if len(self._candidates) >= 8:  # a price changed many times while the entry was kept
                 self._candidates.clear()
             made = self._candidates[key] = tuple(_candidate(member, campaign) for member in self.members)
         return made
 
 
 # Read on every distribution and rarely changed. The version check under the campaign's lock makes a stale entry
-# impossible to use; the time limit only bounds how long a process keeps a campaign nobody sells in any more.
-MEMBERS_CACHE_SECONDS = 10
-_members: ProcessCache[CampaignMembers] = ProcessCache(seconds=MEMBERS_CACHE_SECONDS)
+# impossible to use, so a campaign in use is never loaded again on a timer (that cost one request in a hundred a
+# fifty-buyer reload); the time limit only drops campaigns nobody has sold in for a while.
+MEMBERS_CACHE_SECONDS = 600
+_members: ProcessCache[CampaignMembers] = ProcessCache(seconds=MEMBERS_CACHE_SECONDS, while_read=True)
 
 
 def campaign_members(campaign_id: int, *, version: int | None = None) -> CampaignMembers:
