@@ -26,6 +26,7 @@ from accounts.models import ApiKey
 from leadflow.caching import ProcessCache
 from leadflow.exceptions import PermissionDeniedError, ServiceError
 from leadflow.sql import ASYNC_COMMIT, PreparedStatement, fetch_prepared
+from leadflow.wakeups import wakeups_held
 from leads.constants import SubmissionStatus
 from leads.intake.mapping import standard_shape
 from leads.intake.pipeline import lead_intake
@@ -339,14 +340,15 @@ def campaign_lead_intake(
     if campaign.organization_id != organization.pk:
         raise ServiceError("Pick one of this organization's campaigns.", field=CAMPAIGN_KEY)
     target = IngestTarget(campaign=campaign)
-    outcome = lead_intake(
-        organization=organization,
-        source=source,
-        payload=payload,
-        context={**(context or {}), **target.context},
-        **intake,
-    )
-    return CampaignIntakeResult(outcome=outcome, distribution=ingest_finish(target=target, outcome=outcome))
+    with wakeups_held():  # as the supplier API does: the worker is woken once the lead is distributed
+        outcome = lead_intake(
+            organization=organization,
+            source=source,
+            payload=payload,
+            context={**(context or {}), **target.context},
+            **intake,
+        )
+        return CampaignIntakeResult(outcome=outcome, distribution=ingest_finish(target=target, outcome=outcome))
 
 
 def distribution_summary(distribution: dict[str, Any] | None) -> str:

@@ -43,6 +43,7 @@ from integrations.services.webhooks import (
 )
 from leadflow.exceptions import ServiceError
 from leadflow.redis import redis_client, redis_key
+from leadflow.wakeups import wake
 from leads.intake.normalize import NormalizationError, normalize_email, normalize_phone
 from messaging.constants import Channel
 from messaging.providers import SendError, SendResult, send_sms, send_whatsapp
@@ -246,7 +247,7 @@ def _planned_flag(organization_id: int) -> str:
 def sales_deliver_on_commit(organization_id: int) -> None:
     """Have the organization's new sales delivered once the current transaction commits (the sweep covers a lost
     wake-up)."""
-    transaction.on_commit(lambda: _wake_up(organization_id))
+    transaction.on_commit(lambda: wake(("sale-deliveries", organization_id), lambda: _wake_up(organization_id)))
 
 
 def _wake_up(organization_id: int) -> None:

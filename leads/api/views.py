@@ -16,6 +16,7 @@ from accounts.constants import ApiKeyScope, Role
 from accounts.models import Membership
 from campaigns import intake as campaign_intake
 from leadflow.api.viewsets import OrganizationModelViewSet, OrganizationScopedViewSet
+from leadflow.wakeups import wakeups_held
 
 from .. import selectors
 from ..constants import SubmissionStatus
@@ -346,8 +347,11 @@ class LeadIngestViewSet(OrganizationScopedViewSet):
         target = campaign_intake.ingest_target_for(
             organization=request.organization, api_key=request.auth, data=payload
         )
-        outcome = _ingest(request, source="api", context=target.context if target else None, payload=payload)
-        distribution = campaign_intake.ingest_finish(target=target, outcome=outcome) if target else None
+        # The lead commits before its distribution starts: its handlers are woken once both are done, so the
+        # worker does not share the cores with the distribution the supplier is waiting for.
+        with wakeups_held():
+            outcome = _ingest(request, source="api", context=target.context if target else None, payload=payload)
+            distribution = campaign_intake.ingest_finish(target=target, outcome=outcome) if target else None
         if outcome.status in (SubmissionStatus.REJECTED, SubmissionStatus.FAILED):
             error = ValidationError(outcome.errors)
             if outcome.status == SubmissionStatus.FAILED:

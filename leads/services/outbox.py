@@ -32,6 +32,7 @@ from accounts.models import Organization
 from leadflow.caching import ProcessCache
 from leadflow.redis import redis_client, redis_key
 from leadflow.tenancy.context import organization_scope
+from leadflow.wakeups import wake
 
 from ..models import OutboxEvent
 
@@ -90,7 +91,9 @@ def outbox_wake_on_commit(organization_id: int, topic: str) -> None:
     if _handled_in_process.get():
         transaction.on_commit(lambda: _handle_now(organization_id, topic))
     else:
-        transaction.on_commit(lambda: _wake_up(organization_id, topic))
+        transaction.on_commit(
+            lambda: wake(("outbox", organization_id, topic), lambda: _wake_up(organization_id, topic))
+        )
 
 
 # Set inside a worker task that writes events: they are handled by that process right after they commit.

@@ -207,3 +207,25 @@ def test_members_see_every_suppliers_statistics(organization, user_api_client, m
     assert {row["id"] for row in response.json()["results"]} == {s.pk for s in suppliers}
     assert client.get("/api/v1/supplier-stats/", {"since": "yesterday"}).status_code == 400
     assert user_api_client(Role.AGENT).get("/api/v1/supplier-stats/").status_code == 403
+
+
+@pytest.mark.django_db(transaction=True)  # real commits: the wake-ups follow them
+def test_the_worker_is_woken_for_a_new_lead_once_its_distribution_has_committed(
+    organization, market, ingest_client, monkeypatch
+):
+    from leads.services import outbox
+
+    campaign, _ = market("round_robin", buyers=[{}])
+    woken = []
+
+    def enqueue(organization_id, topic):
+        # What the worker would find at that moment: the lead's handlers ran beside its distribution before.
+        woken.append((topic, LeadSale.objects.unscoped().filter(lead__external_id="SUP-40").exists()))
+
+    monkeypatch.setattr(outbox, "_enqueue", enqueue)
+    monkeypatch.setattr(outbox, "redis_client", lambda: None)  # no burst flag: every wake-up reaches _enqueue
+    response = ingest_client.post(INGEST, lead_body(40, campaign=campaign.pk))
+    assert response.status_code == 201, response.content
+    assert response.json()["distribution"]["status"] == "sold"
+    assert ("lead.created", True) in woken
+    assert all(sold for _, sold in woken)
