@@ -62,3 +62,12 @@ def usage(before: dict, after: dict, *, seconds: float, requests: int) -> dict:
         }
         | ({"total": round(total / requests * 1000, 2)} if requests else {}),
     }
+
+
+def stolen_seconds() -> float:
+    """CPU time the hypervisor gave to other guests while this VM's vCPUs wanted it (``steal`` in /proc/stat,
+    summed over the vCPUs), since boot. On a shared VM a burst of it stops every process at once."""
+    with open("/proc/stat") as stat:
+        fields = stat.readline().split()
+    # cpu user nice system idle iowait irq softirq steal ...
+    return int(fields[8]) / TICK if len(fields) > 8 else 0.0

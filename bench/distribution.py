@@ -263,6 +263,7 @@ def latency_phase(servers: Servers, keys: list[str], settings: Settings, campaig
     arms: dict[str, list[float]] = {"without": [], "with": []}
     errors: Counter = Counter()
     counters = {"without": 0, "with": 0}
+    stolen = {"without": 0.0, "with": 0.0}
     order = ["without", "with", "with", "without"]
     chunks = max(1, round(settings.latency_seconds / settings.chunk_seconds))
     for chunk in range(chunks * 2):
@@ -281,6 +282,7 @@ def latency_phase(servers: Servers, keys: list[str], settings: Settings, campaig
             distribution = response.json().get("distribution")
             return arm == "without" or (distribution or {}).get("status") == "sold"
 
+        steal_before = cpu.stolen_seconds()
         result = asyncio.run(
             loadgen.open_loop(
                 servers.base_url,
@@ -290,6 +292,7 @@ def latency_phase(servers: Servers, keys: list[str], settings: Settings, campaig
                 accept=accept,
             )
         )
+        stolen[arm] += cpu.stolen_seconds() - steal_before
         counters[arm] += len(result.samples)
         arms[arm] += [s.ms for s in result.samples if s.ok]
         errors[arm] += len(result.errors())
@@ -301,6 +304,9 @@ def latency_phase(servers: Servers, keys: list[str], settings: Settings, campaig
             "p50_ms": round(loadgen.percentile(values, 50), 2),
             "p95_ms": round(loadgen.percentile(values, 95), 2),
             "p99_ms": round(loadgen.percentile(values, 99), 2),
+            # What the hypervisor took from this VM during the arm's chunks: a burst stops every process at once and
+            # lands in whichever arm is running (reported, never subtracted).
+            "cpu_stolen_s": round(stolen[arm], 2),
         }
     summary["p99_added_ms"] = round(summary["with"]["p99_ms"] - summary["without"]["p99_ms"], 2)
     summary["p50_added_ms"] = round(summary["with"]["p50_ms"] - summary["without"]["p50_ms"], 2)
@@ -586,6 +592,9 @@ def main() -> int:
         print(
             f"{'p99 without / with distribution':>32}: {latency['without']['p99_ms']} / {latency['with']['p99_ms']} ms "
             f"(+{latency['p99_added_ms']} ms)"
+        )
+        print(
+            f"{'CPU stolen by the host':>32}: {latency['without']['cpu_stolen_s']} / {latency['with']['cpu_stolen_s']} s"
         )
     for name, ok in met.items():
         print(f"{'yes' if ok else 'NO':>32}: {name}")
