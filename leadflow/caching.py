@@ -36,7 +36,9 @@ class ProcessCache(Generic[Value]):
         cached = self._entries.get(key)
         if cached is not None and now - cached[0] <= self.seconds:
             if self.while_read:
-                self._entries[key] = (now, cached[1])  # one dict store: atomic under the GIL
+                # Unlocked: a forget() racing with this read can leave the entry in place, which is why this is only
+                # for values the caller checks against the database itself.
+                self._entries[key] = (now, cached[1])
             return cached[1]
         value = load()
         if value is not None or self.remember_missing:
